@@ -1,0 +1,1 @@
+"""The read-only query API over the projections (GET only, tenant-scoped)."""

@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, Kafka clients and topics, the local broker, the ClickHouse store, the CLI."""

@@ -1,0 +1,188 @@
+"""The `switchboard` command: the composition root that wires settings, clients and the edges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from infra.settings import Settings
+
+cli = typer.Typer(
+    help="Switchboard: contact-centre voice data platform.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise typer.BadParameter(
+            "SWITCHBOARD_KAFKA_BOOTSTRAP is not set; point it at a Kafka cluster or run `switchboard up`"
+        )
+    return settings.kafka_bootstrap
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _migrations() -> Path:
+    return Path(str(resources.files("projections").joinpath("migrations")))
+
+
+@cli.command()
+def up() -> None:
+    """Start the local broker (unless SWITCHBOARD_KAFKA_BOOTSTRAP is set), topics, and every process."""
+    from infra.supervisor import run_up
+
+    raise typer.Exit(run_up(_settings(), echo=typer.echo))
+
+
+@cli.command()
+def broker() -> None:
+    """Run only the local Kafka broker, until Ctrl-C."""
+    from infra.broker import LocalBroker
+
+    s = _settings()
+    local = LocalBroker(s.broker_dir, s.kafka_jars_dir, port=s.kafka_port, heap=s.kafka_heap,
+                        start_timeout_s=s.kafka_start_timeout_s)
+    with local:
+        typer.echo(f"Kafka broker on {local.bootstrap} (started in {local.startup_seconds:.1f}s); Ctrl-C stops it")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+@cli.command()
+def topics() -> None:
+    """Create the topics that do not exist yet."""
+    from infra.topics import Topics, ensure_topics
+
+    s = _settings()
+    created = asyncio.run(ensure_topics(_bootstrap(s), Topics.from_settings(s).specs(),
+                                        partitions=s.topic_partitions, replication=s.topic_replication))
+    typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@cli.command()
+def worker(loglevel: str = "info") -> None:
+    """Run the Faust stream processors."""
+    from processors.app import create_app, run_worker
+
+    s = _settings()
+    run_worker(create_app(s, _bootstrap(s)), loglevel=loglevel)
+
+
+@cli.command()
+def projector(with_api: bool = typer.Option(None, help="Serve the read API in this process "
+                                            "(default: yes with embedded ClickHouse, no with a server)")) -> None:
+    """Materialise topics into ClickHouse (and serve the read API in embedded mode)."""
+    _logging()
+    s = _settings()
+    serve_api = (s.clickhouse_url is None) if with_api is None else with_api
+    asyncio.run(_projector_main(s, _bootstrap(s), serve_api))
+
+
+@cli.command()
+def api() -> None:
+    """Serve the read API alone (ClickHouse server mode; embedded mode serves it from `projector`)."""
+    import uvicorn
+
+    from api.app import create_app
+    from infra.store import ClickHouseStore, apply_migrations, load_migrations
+
+    _logging()
+    s = _settings()
+    store = ClickHouseStore.open(s)
+    apply_migrations(store, load_migrations(_migrations()))
+    uvicorn.run(create_app(s, store), host=s.api_host, port=s.api_port, log_level="info")
+
+
+@cli.command()
+def gateway() -> None:
+    """Serve the ingestion gateway."""
+    _logging()
+    s = _settings()
+    asyncio.run(_gateway_main(s, _bootstrap(s)))
+
+
+async def _gateway_main(settings: Settings, bootstrap: str) -> None:
+    import uvicorn
+
+    from infra.kafka_clients import make_producer
+    from producers.gateway import create_gateway
+    from producers.sink import RecordSink
+    from schemas import AvroCodec
+
+    producer = make_producer(bootstrap, settings)
+    await producer.start()
+    try:
+        app = create_gateway(RecordSink(producer, AvroCodec.default(), settings.produce_timeout_s))
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port))
+        await server.serve()
+    finally:
+        await producer.stop()
+
+
+async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from infra.kafka_clients import make_consumer, make_producer
+    from infra.store import ClickHouseStore, apply_migrations, load_migrations
+    from infra.topics import Topics
+    from projections.batch import Batcher
+    from projections.projector import Projector
+    from schemas import AvroCodec
+
+    topics = Topics.from_settings(settings)
+    store = ClickHouseStore.open(settings)
+    applied = apply_migrations(store, load_migrations(_migrations()))
+    logging.getLogger("switchboard").info("ClickHouse (%s) ready; migrations applied: %s", store.backend, applied)
+    consumer = make_consumer(bootstrap, settings.group(settings.projector_group))
+    producer = make_producer(bootstrap, settings)
+    await producer.start()
+    projector_ = Projector(consumer, store, AvroCodec.default(),
+                           Batcher(settings.projector_batch_size, settings.projector_flush_ms),
+                           deadletter=(producer, topics.deadletter))
+    consumer.subscribe([topics.events, topics.speech], listener=projector_.listener())
+    await consumer.start()
+    stop = asyncio.Event()
+    server = None
+    if serve_api:
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host=settings.api_host,
+                                               port=settings.api_port, log_level="info"))
+    loop = asyncio.get_running_loop()
+
+    def request_stop() -> None:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop)
+    try:
+        tasks = [asyncio.create_task(projector_.run(stop))]
+        if server is not None:
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            tasks.append(asyncio.create_task(server.serve()))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        request_stop()
+        await asyncio.gather(*tasks)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        store.close()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Faust agents: decode a record, read the call's state, call the pure step, write state, send outputs."""

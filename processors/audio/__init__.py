@@ -1,0 +1,1 @@
+"""Pure audio code: codecs, levels. Imports only the stdlib and numpy."""

@@ -1,0 +1,1 @@
+"""Projections: consumers that materialise topics into ClickHouse tables, in batches, idempotently."""
