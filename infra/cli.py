@@ -114,7 +114,7 @@ def gateway() -> None:
 async def _gateway_main(settings: Settings, bootstrap: str) -> None:
     import uvicorn
 
-    from infra.kafka_clients import make_producer
+    from infra.kafka_clients import make_producer, stop_producer
     from producers.gateway import create_gateway
     from producers.sink import RecordSink
     from schemas import AvroCodec
@@ -126,14 +126,14 @@ async def _gateway_main(settings: Settings, bootstrap: str) -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port))
         await server.serve()
     finally:
-        await producer.stop()
+        await stop_producer(producer, settings.produce_timeout_s)
 
 
 async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -> None:
     import uvicorn
 
     from api.app import create_app
-    from infra.kafka_clients import make_consumer, make_producer
+    from infra.kafka_clients import make_consumer, make_producer, stop_producer
     from infra.store import ClickHouseStore, apply_migrations, load_migrations
     from infra.topics import Topics
     from projections.batch import Batcher
@@ -176,7 +176,7 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
         await asyncio.gather(*tasks)
     finally:
         await consumer.stop()
-        await producer.stop()
+        await stop_producer(producer, settings.produce_timeout_s)
         store.close()
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from infra.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def make_producer(bootstrap: str, settings: Settings) -> AIOKafkaProducer:
@@ -30,3 +36,24 @@ def make_consumer(bootstrap: str, group: str, *topics: str) -> AIOKafkaConsumer:
         isolation_level="read_committed",
         max_poll_records=2000,
     )
+
+
+async def stop_producer(producer: AIOKafkaProducer, timeout_s: float) -> bool:
+    """Flush and close ``producer``; True if everything pending was delivered.
+
+    aiokafka's ``stop()`` waits for every pending batch, forever if the cluster is gone. After
+    ``timeout_s`` the remaining batches are abandoned (their senders already got an error or a
+    timeout, so nothing acknowledged is lost) and the connections are closed.
+    """
+    stopping = asyncio.create_task(producer.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=timeout_s)
+    if done:
+        stopping.result()
+        return True
+    log.error("Kafka producer could not deliver its pending records within %.1fs; abandoning them", timeout_s)
+    sender_task = getattr(getattr(producer, "_sender", None), "sender_task", None)  # no public API for this
+    if sender_task is not None:
+        sender_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stopping
+    return False

@@ -79,6 +79,7 @@ async def ensure_topics(
         await asyncio.wait_for(admin.start(), timeout_s)
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
+        created: list[str] = []
         if missing:
             new = [
                 NewTopic(s.name, partitions, replication, topic_configs={"cleanup.policy": s.cleanup_policy})
@@ -86,10 +87,17 @@ async def ensure_topics(
             ]
             response = await admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
             for name, code, message in _topic_errors(response):
-                if code != 0 and code != TopicAlreadyExistsError.errno:
+                if code == 0:
+                    created.append(name)
+                elif code != TopicAlreadyExistsError.errno:
                     raise TopicBootstrapError(f"creating topic {name} failed: error {code} {message}")
-        await _check_partitions(admin, [s.name for s in specs if s.name in existing], partitions)
-        return [s.name for s in missing]
+        counts = await _wait_visible(admin, [s.name for s in specs], timeout_s)
+        for name, count in counts.items():
+            if name not in created and count < partitions:
+                raise TopicBootstrapError(
+                    f"topic {name} exists with {count} partitions, fewer than the configured {partitions}"
+                )
+        return created
     except (KafkaError, TimeoutError, OSError) as exc:
         raise TopicBootstrapError(f"cannot bootstrap topics on {bootstrap}: {exc!r}") from exc
     finally:
@@ -106,13 +114,15 @@ def _topic_errors(response: object) -> list[tuple[str, int, str]]:
     return out
 
 
-async def _check_partitions(admin: AIOKafkaAdminClient, names: list[str], partitions: int) -> None:
-    if not names:
-        return
-    described = await admin.describe_topics(names)
-    for topic in described:
-        count = len(topic.get("partitions", []))
-        if count < partitions:
-            raise TopicBootstrapError(
-                f"topic {topic.get('topic')} exists with {count} partitions, fewer than the configured {partitions}"
-            )
+async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> dict[str, int]:
+    """Partition count of each topic, once the cluster's metadata shows all of them with partitions."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {str(t["topic"]): len(t.get("partitions") or []) for t in described if t.get("error_code") == 0}
+        if len(counts) == len(names) and all(counts.values()):
+            return counts
+        if asyncio.get_running_loop().time() > deadline:
+            missing = sorted(set(names) - {n for n, c in counts.items() if c})
+            raise TopicBootstrapError(f"topics not visible in cluster metadata after {timeout_s:.0f}s: {missing}")
+        await asyncio.sleep(0.1)

@@ -57,6 +57,11 @@ class Schema:
             raise SchemaDefinitionError(f"{origin}: not a valid Avro schema: {exc}") from exc
         if not isinstance(parsed, dict) or parsed.get("type") != "record":
             raise SchemaDefinitionError(f"{origin}: top-level type must be a record")
+        if not isinstance(definition.get("fields"), list):
+            raise SchemaDefinitionError(f"{origin}: record {parsed['name']} has no 'fields' list")
+        names = [f.get("name") for f in definition["fields"]]
+        if len(names) != len(set(names)):
+            raise SchemaDefinitionError(f"{origin}: record {parsed['name']} declares a field name twice")
         return cls(
             name=str(parsed["name"]),
             parsed=parsed,

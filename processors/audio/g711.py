@@ -58,7 +58,8 @@ def ulaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
     """int16 samples -> mu-law bytes (14-bit magnitude, as G.711 specifies)."""
     v = samples.astype(np.int32) >> 2
     negative = v < 0
-    magnitude = np.minimum(np.where(negative, -v, v), _ULAW_CLIP_14) + (_ULAW_BIAS >> 2)
+    biased = np.minimum(np.where(negative, -v, v), _ULAW_CLIP_14) + (_ULAW_BIAS >> 2)
+    magnitude = np.minimum(biased, 0x1FFF)  # past segment 7 saturates to the largest code
     exponent = _segment(magnitude, 5)
     mantissa = (magnitude >> (exponent + 1)) & 0x0F
     mask = np.where(negative, 0x7F, 0xFF)

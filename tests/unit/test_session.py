@@ -1,0 +1,428 @@
+"""The per-call state machine: phases, duplicates, tenants and level segments from audio."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from processors.audio import g711
+from processors.audio.errors import MalformedAudioError, UnsupportedCodecError
+from processors.session import (
+    LEVEL_DETECTOR,
+    RECENT_EVENT_IDS,
+    CallState,
+    IllegalTransitionError,
+    Phase,
+    SessionError,
+    Step,
+    TenantMismatchError,
+    TrackState,
+    UnknownRecordError,
+    fold,
+    payload_type,
+    segment_id,
+    step,
+)
+from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT, AvroCodec
+
+T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+NS = "io.switchboard.calls."
+CALL = "call-1"
+
+
+def event(event_id: str, kind: str, payload: dict[str, Any] | None = None, cid: int = 1) -> dict[str, Any]:
+    """A CallEvent as AvroCodec.decode returns it (payload union as (full name, record))."""
+    return {
+        "event_id": event_id,
+        "call_id": CALL,
+        "cid": cid,
+        "source": "TELNYX",
+        "occurred_at": T0,
+        "received_at": T0,
+        "payload": (NS + kind, payload or {}),
+        "raw": "",
+        "attributes": {},
+    }
+
+
+def tone_bytes(amplitude: float, n: int = 160, freq_hz: float = 1000.0) -> bytes:
+    t = np.arange(n) / 8000
+    return g711.ulaw_encode(np.round(amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16))
+
+
+def chunk(
+    sequence: int,
+    start_sample: int,
+    payload: bytes | None = None,
+    *,
+    cid: int = 1,
+    track: str = "inbound",
+    role: str = "CUSTOMER",
+    codec: str = "PCMU",
+    channels: int = 1,
+) -> dict[str, Any]:
+    """An AudioChunk as AvroCodec.decode returns it."""
+    return {
+        "call_id": CALL,
+        "cid": cid,
+        "track": track,
+        "role": role,
+        "codec": codec,
+        "sample_rate": 8000,
+        "channels": channels,
+        "sequence": sequence,
+        "start_sample": start_sample,
+        "media_timestamp_ms": None,
+        "received_at": T0,
+        "payload": tone_bytes(8192) if payload is None else payload,
+    }
+
+
+def fresh() -> CallState:
+    return CallState(call_id=CALL)
+
+
+def run(records: list[tuple[str, dict[str, Any]]], state: CallState | None = None) -> CallState:
+    state = state or fresh()
+    for name, record in records:
+        state = step(state, name, record).state
+    return state
+
+
+# ---------------------------------------------------------------- phases
+
+
+def test_call_lifecycle_walks_the_transition_table() -> None:
+    state = fresh()
+    assert state.phase is Phase.NEW
+    seen = []
+    for i, kind in enumerate(["CallStarted", "CallHeld", "CallResumed", "CallEnded"]):
+        result = step(state, CALL_EVENT, event(f"e{i}", kind))
+        assert isinstance(result, Step)
+        assert result.outputs == []
+        assert result.duplicate is False
+        state = result.state
+        seen.append(state.phase)
+    assert seen == [Phase.ACTIVE, Phase.ON_HOLD, Phase.ACTIVE, Phase.ENDED]
+    assert state.recent_event_ids == ("e0", "e1", "e2", "e3")
+    assert state.cid == 1
+    assert state.duplicates == 0
+
+
+LEGAL = {
+    (Phase.NEW, "CallStarted"): Phase.ACTIVE,
+    (Phase.NEW, "CallEnded"): Phase.ENDED,
+    (Phase.ACTIVE, "CallHeld"): Phase.ON_HOLD,
+    (Phase.ACTIVE, "CallEnded"): Phase.ENDED,
+    (Phase.ON_HOLD, "CallResumed"): Phase.ACTIVE,
+    (Phase.ON_HOLD, "CallEnded"): Phase.ENDED,
+}
+PHASE_CHANGING = ["CallStarted", "CallEnded", "CallHeld", "CallResumed"]
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize("kind", PHASE_CHANGING)
+def test_every_phase_and_event_pair(phase: Phase, kind: str) -> None:
+    state = CallState(call_id=CALL, cid=1, phase=phase)
+    if (phase, kind) in LEGAL:
+        assert step(state, CALL_EVENT, event("x", kind)).state.phase is LEGAL[(phase, kind)]
+    else:
+        with pytest.raises(
+            IllegalTransitionError, match=re.escape(f"event {kind} (x) is not allowed in phase {phase}")
+        ):
+            step(state, CALL_EVENT, event("x", kind))
+
+
+@pytest.mark.parametrize(
+    ("history", "kind", "phase"),
+    [(["CallStarted", "CallEnded"], "CallStarted", "ENDED"), (["CallStarted"], "CallResumed", "ACTIVE")],
+)
+def test_illegal_transition_names_phase_and_event_and_leaves_state_alone(
+    history: list[str], kind: str, phase: str
+) -> None:
+    state = run([(CALL_EVENT, event(f"h{i}", k)) for i, k in enumerate(history)])
+    before = state.to_dict()
+    with pytest.raises(IllegalTransitionError) as caught:
+        step(state, CALL_EVENT, event("bad-1", kind))
+    message = str(caught.value)
+    assert f"phase {phase}" in message
+    assert kind in message
+    assert "bad-1" in message
+    assert CALL in message
+    assert state.to_dict() == before
+    assert state.phase is Phase(phase)
+    assert "bad-1" not in state.recent_event_ids
+    assert isinstance(caught.value, SessionError)
+
+
+def test_state_is_frozen() -> None:
+    state = fresh()
+    with pytest.raises(FrozenInstanceError):
+        state.phase = Phase.ENDED  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("Dtmf", {"digits": "12", "track": ""}),
+        ("StreamStarted", {"stream_id": "s", "codec": "PCMU", "sample_rate": 8000, "channels": 1}),
+        ("StreamStopped", {"stream_id": "s", "reason": ""}),
+        ("RecordingReady", {"file_name": "f", "size_bytes": None, "succeeded": True, "reason": ""}),
+        ("PlatformAlarm", {"alarm_type": "sessionError", "error": "x"}),
+        ("VendorEvent", {"name": "odd"}),
+    ],
+)
+def test_phase_neutral_events_keep_the_phase(phase: Phase, kind: str, payload: dict[str, Any]) -> None:
+    state = CallState(call_id=CALL, cid=1, phase=phase, recent_event_ids=("old",))
+    result = step(state, CALL_EVENT, event("n1", kind, payload))
+    assert result.state.phase is phase
+    assert result.state.recent_event_ids == ("old", "n1")
+    assert result.outputs == []
+    assert result.duplicate is False
+
+
+def test_payload_type_accepts_tuple_and_typed_dict() -> None:
+    assert payload_type({"payload": (NS + "CallHeld", {})}) == "CallHeld"
+    assert payload_type({"payload": {"-type": NS + "Dtmf", "digits": "1"}}) == "Dtmf"
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_duplicate_event_id_is_counted_and_produces_nothing() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted"))])
+    result = step(state, CALL_EVENT, event("e1", "CallStarted"))
+    assert result.duplicate is True
+    assert result.outputs == []
+    assert result.state.duplicates == 1
+    assert result.state.phase is Phase.ACTIVE
+    assert result.state.recent_event_ids == ("e1",)
+    again = step(result.state, CALL_EVENT, event("e1", "CallStarted"))
+    assert again.state.duplicates == 2
+
+
+def test_duplicate_of_a_phase_changing_event_does_not_change_phase() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted")), (CALL_EVENT, event("e2", "CallHeld"))])
+    result = step(state, CALL_EVENT, event("e2", "CallHeld"))
+    assert result.duplicate is True
+    assert result.state.phase is Phase.ON_HOLD
+
+
+def test_recent_event_ids_are_a_bounded_window() -> None:
+    events = [
+        (CALL_EVENT, event(f"d{i}", "Dtmf", {"digits": "1", "track": ""}))
+        for i in range(RECENT_EVENT_IDS + 3)
+    ]
+    state = run(events)
+    assert len(state.recent_event_ids) == RECENT_EVENT_IDS == 32
+    assert state.recent_event_ids[0] == "d3"
+    assert state.recent_event_ids[-1] == f"d{RECENT_EVENT_IDS + 2}"
+    # an id that fell out of the window is no longer recognised, one still inside it is
+    assert step(state, CALL_EVENT, event("d0", "Dtmf", {"digits": "1"})).duplicate is False
+    assert step(state, CALL_EVENT, event("d3", "Dtmf", {"digits": "1"})).duplicate is True
+
+
+# ---------------------------------------------------------------- audio
+
+
+def test_audio_chunk_emits_one_level_segment() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted"))])
+    result = step(state, AUDIO_CHUNK, chunk(sequence=0, start_sample=800))
+    assert result.duplicate is False
+    assert len(result.outputs) == 1
+    name, segment = result.outputs[0]
+    assert name == SPEECH_SEGMENT
+    expected_rms = 20 * math.log10(8192 / 32768) - 3.0103  # sine of peak 8192
+    assert segment["rms_dbfs"] == pytest.approx(expected_rms, abs=0.2)
+    assert segment["peak_dbfs"] == pytest.approx(20 * math.log10(8316 / 32768), abs=1e-9)  # mu-law step
+    assert {k: v for k, v in segment.items() if k not in ("rms_dbfs", "peak_dbfs")} == {
+        "segment_id": segment_id(CALL, "inbound", "LEVEL", 800),
+        "call_id": CALL,
+        "cid": 1,
+        "track": "inbound",
+        "role": "CUSTOMER",
+        "kind": "LEVEL",
+        "start_sample": 800,
+        "end_sample": 960,
+        "sample_rate": 8000,
+        "speech_probability": None,
+        "detector": LEVEL_DETECTOR,
+    }
+    assert result.state.tracks == {"inbound": TrackState(last_sequence=0, end_sample=960)}
+    assert result.state.phase is Phase.ACTIVE
+
+
+def test_level_segment_is_a_valid_speech_segment_record() -> None:
+    codec = AvroCodec.default()
+    _, segment = step(fresh(), AUDIO_CHUNK, chunk(sequence=0, start_sample=0)).outputs[0]
+    assert codec.decode_as(SPEECH_SEGMENT, codec.encode(SPEECH_SEGMENT, segment)) == segment
+
+
+def test_stereo_chunk_counts_frames_not_samples() -> None:
+    payload = tone_bytes(8192, n=320)
+    _, segment = step(fresh(), AUDIO_CHUNK, chunk(0, 100, payload, channels=2)).outputs[0]
+    assert (segment["start_sample"], segment["end_sample"]) == (100, 260)
+
+
+def test_silent_chunk_has_null_levels() -> None:
+    silence = g711.ulaw_encode(np.zeros(80, dtype=np.int16))
+    _, segment = step(fresh(), AUDIO_CHUNK, chunk(0, 0, silence)).outputs[0]
+    assert (segment["rms_dbfs"], segment["peak_dbfs"]) == (None, None)
+    assert segment["end_sample"] == 80
+
+
+def test_segment_id_is_deterministic() -> None:
+    first = step(fresh(), AUDIO_CHUNK, chunk(0, 160)).outputs[0][1]["segment_id"]
+    second = step(fresh(), AUDIO_CHUNK, chunk(0, 160)).outputs[0][1]["segment_id"]
+    other_start = step(fresh(), AUDIO_CHUNK, chunk(0, 320)).outputs[0][1]["segment_id"]
+    other_track = step(fresh(), AUDIO_CHUNK, chunk(0, 160, track="outbound")).outputs[0][1]["segment_id"]
+    assert first == second
+    assert len({first, other_start, other_track}) == 3
+    assert uuid.UUID(first).version == 5
+    # the id depends on the media interval, not on the bytes or the ingestion sequence
+    louder = step(fresh(), AUDIO_CHUNK, chunk(7, 160, tone_bytes(16000))).outputs[0][1]["segment_id"]
+    assert louder == first
+
+
+def test_segment_id_fields_do_not_run_together() -> None:
+    assert segment_id("ab", "c", "LEVEL", 1) != segment_id("a", "bc", "LEVEL", 1)
+    assert segment_id("a", "b", "LEVEL", 12) != segment_id("a", "b1", "LEVEL", 2)
+
+
+@pytest.mark.parametrize("sequence", [5, 4, 0])
+def test_repeated_or_older_audio_sequence_is_a_duplicate(sequence: int) -> None:
+    state = run([(AUDIO_CHUNK, chunk(5, 800))])
+    result = step(state, AUDIO_CHUNK, chunk(sequence, 960))
+    assert result.duplicate is True
+    assert result.outputs == []
+    assert result.state.duplicates == 1
+    assert result.state.tracks == {"inbound": TrackState(5, 960)}
+
+
+def test_newer_sequence_after_a_gap_is_accepted() -> None:
+    state = run([(AUDIO_CHUNK, chunk(5, 800))])
+    result = step(state, AUDIO_CHUNK, chunk(9, 1600))
+    assert result.duplicate is False
+    assert len(result.outputs) == 1
+    assert result.state.tracks["inbound"] == TrackState(9, 1760)
+
+
+def test_tracks_have_independent_sequences() -> None:
+    state = run([(AUDIO_CHUNK, chunk(3, 0, track="inbound"))])
+    result = step(state, AUDIO_CHUNK, chunk(0, 0, track="outbound", role="AGENT"))
+    assert result.duplicate is False
+    assert result.outputs[0][1]["role"] == "AGENT"
+    assert result.state.tracks == {"inbound": TrackState(3, 160), "outbound": TrackState(0, 160)}
+
+
+def test_unsupported_codec_propagates() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted"))])
+    with pytest.raises(UnsupportedCodecError, match="OPUS"):
+        step(state, AUDIO_CHUNK, chunk(0, 0, b"\x00" * 10, codec="OPUS"))
+    assert state.tracks == {}
+
+
+def test_malformed_audio_propagates() -> None:
+    with pytest.raises(MalformedAudioError):
+        step(fresh(), AUDIO_CHUNK, chunk(0, 0, b"\x00" * 3, codec="L16_LE"))
+
+
+# ---------------------------------------------------------------- tenants and record types
+
+
+def test_tenant_mismatch_between_event_and_audio() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted", cid=1))])
+    with pytest.raises(TenantMismatchError) as caught:
+        step(state, AUDIO_CHUNK, chunk(0, 0, cid=2))
+    message = str(caught.value)
+    assert "AudioChunk" in message
+    assert "tenant 2" in message
+    assert "tenant 1" in message
+    assert CALL in message
+
+
+def test_tenant_mismatch_between_events() -> None:
+    state = run([(AUDIO_CHUNK, chunk(0, 0, cid=4))])
+    assert state.cid == 4
+    with pytest.raises(TenantMismatchError, match="CallEvent"):
+        step(state, CALL_EVENT, event("e1", "CallStarted", cid=5))
+
+
+def test_tenant_is_checked_before_duplicates() -> None:
+    state = run([(CALL_EVENT, event("e1", "CallStarted", cid=1))])
+    with pytest.raises(TenantMismatchError):
+        step(state, CALL_EVENT, event("e1", "CallStarted", cid=2))
+
+
+def test_unknown_record_type() -> None:
+    with pytest.raises(UnknownRecordError, match=re.escape(ALERT)):
+        step(fresh(), ALERT, {"cid": 1})
+
+
+# ---------------------------------------------------------------- persistence and folding
+
+
+def sample_history() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (CALL_EVENT, event("e1", "CallStarted", {"direction": "INBOUND"})),
+        (AUDIO_CHUNK, chunk(0, 0)),
+        (AUDIO_CHUNK, chunk(1, 160)),
+        (AUDIO_CHUNK, chunk(1, 160)),  # redelivered
+        (AUDIO_CHUNK, chunk(0, 0, track="outbound", role="AGENT")),
+        (CALL_EVENT, event("e2", "CallHeld")),
+        (CALL_EVENT, event("e2", "CallHeld")),  # redelivered
+        (CALL_EVENT, event("e3", "Dtmf", {"digits": "9", "track": "inbound"})),
+    ]
+
+
+def test_to_dict_from_dict_round_trip() -> None:
+    state = run(sample_history())
+    data = state.to_dict()
+    assert data == {
+        "call_id": CALL,
+        "cid": 1,
+        "phase": "ON_HOLD",
+        "tracks": {"inbound": [1, 320], "outbound": [0, 160]},
+        "recent_event_ids": ["e1", "e2", "e3"],
+        "duplicates": 2,
+    }
+    assert CallState.from_dict(data) == state
+    assert CallState.from_dict(json.loads(json.dumps(data))) == state
+
+
+def test_from_dict_defaults() -> None:
+    assert CallState.from_dict({"call_id": "c"}) == CallState(call_id="c")
+
+
+def test_fold_equals_stepping_one_by_one() -> None:
+    history = sample_history()
+    stepped = fresh()
+    outputs = []
+    for name, record in history:
+        result = step(stepped, name, record)
+        stepped = result.state
+        outputs.extend(result.outputs)
+    folded = fold(CALL, history)
+    assert folded == stepped
+    assert folded.phase is Phase.ON_HOLD
+    assert folded.duplicates == 2
+    assert len(outputs) == 3
+
+
+def test_fold_of_nothing_is_a_fresh_state() -> None:
+    assert fold("c9", []) == CallState(call_id="c9")
+
+
+def test_fold_is_resumable_from_a_persisted_state() -> None:
+    history = sample_history()
+    middle = CallState.from_dict(json.loads(json.dumps(fold(CALL, history[:4]).to_dict())))
+    assert run(history[4:], middle) == fold(CALL, history)
