@@ -180,13 +180,13 @@ class LocalBroker:
         self._format(classpath, config, data)
         began = time.monotonic()
         with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            self._process = subprocess.Popen(
                 self._java(classpath, "kafka.Kafka", str(config)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe before exec
+                preexec_fn=die_with_parent,
             )
         self._wait_ready(began)
         self.startup_seconds = time.monotonic() - began

@@ -13,7 +13,9 @@ import typer
 from infra.settings import Settings
 
 cli = typer.Typer(
-    help="Switchboard: contact-centre voice data platform.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="Switchboard: contact-centre voice data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -51,8 +53,13 @@ def broker() -> None:
     from infra.broker import LocalBroker
 
     s = _settings()
-    local = LocalBroker(s.broker_dir, s.kafka_jars_dir, port=s.kafka_port, heap=s.kafka_heap,
-                        start_timeout_s=s.kafka_start_timeout_s)
+    local = LocalBroker(
+        s.broker_dir,
+        s.kafka_jars_dir,
+        port=s.kafka_port,
+        heap=s.kafka_heap,
+        start_timeout_s=s.kafka_start_timeout_s,
+    )
     with local:
         typer.echo(f"Kafka broker on {local.bootstrap} (started in {local.startup_seconds:.1f}s); Ctrl-C stops it")
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -64,8 +71,14 @@ def topics() -> None:
     from infra.topics import Topics, ensure_topics
 
     s = _settings()
-    created = asyncio.run(ensure_topics(_bootstrap(s), Topics.from_settings(s).specs(),
-                                        partitions=s.topic_partitions, replication=s.topic_replication))
+    created = asyncio.run(
+        ensure_topics(
+            _bootstrap(s),
+            Topics.from_settings(s).specs(),
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+        )
+    )
     typer.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
 
 
@@ -79,8 +92,12 @@ def worker(loglevel: str = "info") -> None:
 
 
 @cli.command()
-def projector(with_api: bool = typer.Option(None, help="Serve the read API in this process "
-                                            "(default: yes with embedded ClickHouse, no with a server)")) -> None:
+def projector(
+    with_api: bool = typer.Option(
+        None,
+        help="Serve the read API in this process (default: yes with embedded ClickHouse, no with a server)",
+    ),
+) -> None:
     """Materialise topics into ClickHouse (and serve the read API in embedded mode)."""
     _logging()
     s = _settings()
@@ -147,16 +164,23 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
     consumer = make_consumer(bootstrap, settings.group(settings.projector_group))
     producer = make_producer(bootstrap, settings)
     await producer.start()
-    projector_ = Projector(consumer, store, AvroCodec.default(),
-                           Batcher(settings.projector_batch_size, settings.projector_flush_ms),
-                           deadletter=(producer, topics.deadletter))
+    projector_ = Projector(
+        consumer,
+        store,
+        AvroCodec.default(),
+        Batcher(settings.projector_batch_size, settings.projector_flush_ms),
+        deadletter=(producer, topics.deadletter),
+    )
     consumer.subscribe([topics.events, topics.speech], listener=projector_.listener())
     await consumer.start()
     stop = asyncio.Event()
     server = None
     if serve_api:
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host=settings.api_host,
-                                               port=settings.api_port, log_level="info"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, store), host=settings.api_host, port=settings.api_port, log_level="info"
+            )
+        )
     loop = asyncio.get_running_loop()
 
     def request_stop() -> None:
@@ -169,9 +193,8 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
     try:
         tasks = [asyncio.create_task(projector_.run(stop))]
         if server is not None:
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             tasks.append(asyncio.create_task(server.serve()))
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         request_stop()
         await asyncio.gather(*tasks)
     finally:

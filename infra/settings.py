@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of each topic created by bootstrap.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of each topic.")
     produce_timeout_s: float = Field(
-        default=10.0, gt=0, description="How long a producer waits for Kafka's acknowledgement before giving up."
+        default=10.0,
+        gt=0,
+        description="How long a producer waits for Kafka's acknowledgement before giving up.",
     )
 
     # --- ClickHouse -----------------------------------------------------------------------------
@@ -49,11 +51,13 @@ class Settings(BaseSettings):
 
     # --- processes --------------------------------------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Bind address of the read API.")
-    api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the read API (0 = free port).")
+    api_port: int = Field(default=8080, ge=1, le=65535, description="Port of the read API.")
     gateway_host: str = Field(default="127.0.0.1", description="Bind address of the ingestion gateway.")
-    gateway_port: int = Field(default=8081, ge=0, le=65535, description="Port of the ingestion gateway.")
+    gateway_port: int = Field(default=8081, ge=1, le=65535, description="Port of the ingestion gateway.")
     worker_id: str = Field(default="switchboard-worker", description="Faust app id = consumer group of the workers.")
-    worker_web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's own web/metrics port.")
+    worker_web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Faust's own web/metrics port on 127.0.0.1; 0 disables it."
+    )
     projector_group: str = Field(default="switchboard-projector", description="Consumer group of the projector.")
     projector_batch_size: int = Field(default=1000, ge=1, description="Rows per partition before a batch is written.")
     projector_flush_ms: int = Field(default=500, ge=1, description="Oldest row age (ms) before a batch is written.")

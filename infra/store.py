@@ -74,7 +74,9 @@ class ClickHouseStore:
                 client = clickhouse_connect.get_client(interface="chdb", path=str(settings.clickhouse_path))
                 backend = "chdb"
         except (ClickHouseError, OSError) as exc:
-            raise StoreError(f"cannot open ClickHouse ({'server' if settings.clickhouse_url else 'chdb'}): {exc}") from exc
+            raise StoreError(
+                f"cannot open ClickHouse ({'server' if settings.clickhouse_url else 'chdb'}): {exc}"
+            ) from exc
         store = cls(client, database, backend)
         store.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         return store
@@ -166,9 +168,7 @@ def apply_migrations(store: Store, migrations: Sequence[Migration]) -> list[int]
     for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
-                raise StoreError(
-                    f"migration {migration.version:04d}_{migration.name} was changed after it was applied"
-                )
+                raise StoreError(f"migration {migration.version:04d}_{migration.name} was changed after it was applied")
             continue
         for statement in migration.statements(db):
             store.command(statement)

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,14 +41,14 @@ class Child:
     def start(self, env: dict[str, str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.process = subprocess.Popen(
                 self.argv,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent,
             )
 
     def exit_code(self) -> int | None:
@@ -67,6 +68,14 @@ class Child:
             proc.wait(timeout=10)
 
 
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _wait_http(url: str, timeout_s: float, children: list[Child]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -74,17 +83,15 @@ def _wait_http(url: str, timeout_s: float, children: list[Child]) -> None:
             code = child.exit_code()
             if code is not None:
                 raise SupervisorError(f"{child.name} exited with code {code}; see {child.log_path}")
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback health URL
-                if response.status == 200:
-                    return
+        if _healthy(url):
+            return
         time.sleep(0.2)
     raise SupervisorError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
-def run_up(settings: Settings, echo: object = print) -> int:
+def run_up(settings: Settings, echo: Callable[[str], object] = print) -> int:
     """Run everything until SIGINT/SIGTERM; return the exit code."""
-    say = echo if callable(echo) else print
+    say: Callable[[str], object] = echo
     stop = {"requested": False}
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -62,7 +62,11 @@ class Topics:
             TopicSpec(self.alerts, "Alert", "call id"),
             TopicSpec(self.commands, "Command, CommandResult", "call id"),
             TopicSpec(self.rules, "RuleSet", "cid", cleanup_policy="compact"),
-            TopicSpec(self.deadletter, "undecodable or unprocessable input, with the reason in headers", "as received"),
+            TopicSpec(
+                self.deadletter,
+                "undecodable or unprocessable input, with the reason in headers",
+                "as received",
+            ),
         ]
 
 

@@ -36,7 +36,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
         topic_replication_factor=settings.topic_replication,
         datadir=str(datadir or settings.data_dir / "worker"),
         web_enabled=settings.worker_web_port != 0,
-        web_port=settings.worker_web_port,
+        web_port=settings.worker_web_port or 6066,  # unused when web_enabled is False
         web_host="127.0.0.1",
         producer_acks=-1,
         producer_max_request_size=4 * 1024 * 1024,

@@ -57,9 +57,7 @@ TRANSITIONS: Mapping[tuple[Phase, str], Phase] = {
     (Phase.ON_HOLD, "CallResumed"): Phase.ACTIVE,
     (Phase.ON_HOLD, "CallEnded"): Phase.ENDED,
 }
-PHASE_NEUTRAL = frozenset(
-    {"StreamStarted", "StreamStopped", "Dtmf", "RecordingReady", "PlatformAlarm", "VendorEvent"}
-)
+PHASE_NEUTRAL = frozenset({"StreamStarted", "StreamStopped", "Dtmf", "RecordingReady", "PlatformAlarm", "VendorEvent"})
 
 
 @dataclass(frozen=True)

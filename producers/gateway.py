@@ -12,7 +12,10 @@ from fastapi.responses import JSONResponse
 
 from producers.sink import KafkaUnavailableError, RecordSink
 
-SERVICE_UNAVAILABLE = {"code": 503, "message": "The service is not available at the moment. Please try again later."}
+SERVICE_UNAVAILABLE = {
+    "code": 503,
+    "message": "The service is not available at the moment. Please try again later.",
+}
 
 
 def create_gateway(sink: RecordSink) -> FastAPI:

@@ -10,12 +10,35 @@ import orjson
 from schemas import CALL_EVENT, SPEECH_SEGMENT
 
 CALL_EVENT_COLUMNS = (
-    "cid", "call_id", "event_id", "event_type", "source", "occurred_at", "received_at",
-    "details", "raw", "attributes", "kafka_partition", "kafka_offset",
+    "cid",
+    "call_id",
+    "event_id",
+    "event_type",
+    "source",
+    "occurred_at",
+    "received_at",
+    "details",
+    "raw",
+    "attributes",
+    "kafka_partition",
+    "kafka_offset",
 )
 SPEECH_SEGMENT_COLUMNS = (
-    "cid", "call_id", "segment_id", "track", "role", "kind", "start_sample", "end_sample",
-    "sample_rate", "rms_dbfs", "peak_dbfs", "speech_probability", "detector", "kafka_partition", "kafka_offset",
+    "cid",
+    "call_id",
+    "segment_id",
+    "track",
+    "role",
+    "kind",
+    "start_sample",
+    "end_sample",
+    "sample_rate",
+    "rms_dbfs",
+    "peak_dbfs",
+    "speech_probability",
+    "detector",
+    "kafka_partition",
+    "kafka_offset",
 )
 
 TABLES: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -34,15 +57,35 @@ def to_row(name: str, record: Mapping[str, Any], partition: int, offset: int) ->
         payload = record["payload"]
         full_name, details = payload if isinstance(payload, tuple) else ("", payload)
         return "call_events", [
-            record["cid"], record["call_id"], record["event_id"], full_name.rsplit(".", 1)[-1],
-            record["source"], record["occurred_at"], record["received_at"],
-            orjson.dumps(details).decode(), record["raw"], dict(record["attributes"]), partition, offset,
+            record["cid"],
+            record["call_id"],
+            record["event_id"],
+            full_name.rsplit(".", 1)[-1],
+            record["source"],
+            record["occurred_at"],
+            record["received_at"],
+            orjson.dumps(details).decode(),
+            record["raw"],
+            dict(record["attributes"]),
+            partition,
+            offset,
         ]
     if name == SPEECH_SEGMENT:
         return "speech_segments", [
-            record["cid"], record["call_id"], record["segment_id"], record["track"], record["role"],
-            record["kind"], record["start_sample"], record["end_sample"], record["sample_rate"],
-            record["rms_dbfs"], record["peak_dbfs"], record["speech_probability"], record["detector"],
-            partition, offset,
+            record["cid"],
+            record["call_id"],
+            record["segment_id"],
+            record["track"],
+            record["role"],
+            record["kind"],
+            record["start_sample"],
+            record["end_sample"],
+            record["sample_rate"],
+            record["rms_dbfs"],
+            record["peak_dbfs"],
+            record["speech_probability"],
+            record["detector"],
+            partition,
+            offset,
         ]
     raise RowError(f"no projection for {name} records")

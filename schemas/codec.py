@@ -167,13 +167,13 @@ class AvroCodec:
                 return_record_name_override=True,
             )
         except _DECODE_FAILURES as exc:
-            raise CorruptRecordError(
-                f"{writer.name} (fingerprint {fp.hex()}): body does not decode: {exc!r}"
-            ) from exc
+            raise CorruptRecordError(f"{writer.name} (fingerprint {fp.hex()}): body does not decode: {exc!r}") from exc
         if body.tell() != len(data):
             raise CorruptRecordError(
                 f"{writer.name} (fingerprint {fp.hex()}): {len(data) - body.tell()} trailing bytes after the record"
             )
+        if not isinstance(record, dict):
+            raise CorruptRecordError(f"{writer.name}: decoded to {type(record).__name__}, not a record")
         return Decoded(name=writer.name, record=record, writer_fingerprint=fp)
 
     def decode_as(self, name: str, data: bytes) -> Record:

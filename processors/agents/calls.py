@@ -32,12 +32,17 @@ def register(ctx: WorkerContext) -> None:
         "calls",
         default=None,
         partitions=app.conf.topic_partitions,
-        schema=faust.Schema(key_type=str, value_type=dict, key_serializer="json", value_serializer="json"),
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
 
     async def dead_letter(event: Any, reason: str) -> None:
-        log.warning("dead-lettering %s[%s]@%s: %s", event.message.topic, event.message.partition,
-                    event.message.offset, reason)
+        log.warning(
+            "dead-lettering %s[%s]@%s: %s",
+            event.message.topic,
+            event.message.partition,
+            event.message.offset,
+            reason,
+        )
         await deadletter.send(
             key=event.key,
             value=event.value,

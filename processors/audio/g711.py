@@ -63,7 +63,7 @@ def ulaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
     exponent = _segment(magnitude, 5)
     mantissa = (magnitude >> (exponent + 1)) & 0x0F
     mask = np.where(negative, 0x7F, 0xFF)
-    return (((exponent << 4) | mantissa) ^ mask).astype(np.uint8).tobytes()
+    return bytes((((exponent << 4) | mantissa) ^ mask).astype(np.uint8).tobytes())
 
 
 def alaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
@@ -73,4 +73,4 @@ def alaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
     magnitude = np.where(x >= 0, x, -x - 1) >> 3  # 13-bit magnitude
     exponent = _segment(magnitude, 4)
     mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
-    return (((sign | (exponent << 4) | mantissa) ^ 0x55) & 0xFF).astype(np.uint8).tobytes()
+    return bytes((((sign | (exponent << 4) | mantissa) ^ 0x55) & 0xFF).astype(np.uint8).tobytes())

@@ -38,9 +38,7 @@ def decode(codec: str, payload: bytes, channels: int = 1) -> Samples:
     """Decode ``payload`` of ``codec`` into int16 samples shaped (frames, channels)."""
     decoder = DECODERS.get(codec)
     if decoder is None:
-        raise UnsupportedCodecError(
-            f"no decoder for codec {codec!r}; supported: {', '.join(sorted(DECODERS))}"
-        )
+        raise UnsupportedCodecError(f"no decoder for codec {codec!r}; supported: {', '.join(sorted(DECODERS))}")
     if channels < 1:
         raise MalformedAudioError(f"{codec}: channel count must be >= 1, got {channels}")
     samples = decoder(payload)

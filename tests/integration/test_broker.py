@@ -48,7 +48,8 @@ async def test_idempotent_producer_round_trip(settings: Settings, kafka_bootstra
     try:
         sink = RecordSink(producer, codec, timeout_s=5)
         await sink.send_many(
-            topics.events, [(f"c{i}", CALL_EVENT, call_event(f"c{i}", 1, "CallStarted", i)) for i in range(20)]
+            topics.events,
+            [(f"c{i}", CALL_EVENT, call_event(f"c{i}", 1, "CallStarted", i)) for i in range(20)],
         )
     finally:
         await producer.stop()

@@ -41,8 +41,20 @@ def test_insert_and_parameterised_query(store: ClickHouseStore) -> None:
     apply_migrations(store, load_migrations(MIGRATIONS))
     at = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
     row = [7, "call-'quoted", "e1", "CallStarted", "TELNYX", at, at, "{}", "{}", {"k": "v"}, 0, 5]
-    columns = ["cid", "call_id", "event_id", "event_type", "source", "occurred_at", "received_at",
-               "details", "raw", "attributes", "kafka_partition", "kafka_offset"]
+    columns = [
+        "cid",
+        "call_id",
+        "event_id",
+        "event_type",
+        "source",
+        "occurred_at",
+        "received_at",
+        "details",
+        "raw",
+        "attributes",
+        "kafka_partition",
+        "kafka_offset",
+    ]
     store.insert("call_events", [row], columns)
     store.insert("call_events", [row], columns)  # the same record delivered twice
     found = store.query(
@@ -50,8 +62,14 @@ def test_insert_and_parameterised_query(store: ClickHouseStore) -> None:
         "WHERE cid = {cid:Int64} AND call_id = {call_id:String}",
         {"cid": 7, "call_id": "call-'quoted"},
     )
-    assert found == [{"call_id": "call-'quoted", "event_type": "CallStarted",
-                      "occurred_at": at.replace(tzinfo=found[0]["occurred_at"].tzinfo), "attributes": {"k": "v"}}]
+    assert found == [
+        {
+            "call_id": "call-'quoted",
+            "event_type": "CallStarted",
+            "occurred_at": at.replace(tzinfo=found[0]["occurred_at"].tzinfo),
+            "attributes": {"k": "v"},
+        }
+    ]
     assert found[0]["occurred_at"].timestamp() == at.timestamp()
 
 

@@ -16,9 +16,7 @@ async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], d
     try:
         described = await admin.describe_topics(names)
         partitions = {t["topic"]: len(t["partitions"]) for t in described}
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-        )
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
         policies: dict[str, str] = {}
         for response in responses:
             for resource in response.resources:
@@ -36,8 +34,16 @@ async def test_creates_every_topic_with_partitions_and_cleanup_policy(settings: 
     assert sorted(created) == sorted(s.name for s in specs)
     assert {s.name for s in specs} == {
         f"{settings.topic_prefix}{n}"
-        for n in ("calls.events", "calls.audio", "jobs.transitions", "calls.speech", "calls.alerts",
-                  "calls.commands", "rules", "deadletter")
+        for n in (
+            "calls.events",
+            "calls.audio",
+            "jobs.transitions",
+            "calls.speech",
+            "calls.alerts",
+            "calls.commands",
+            "rules",
+            "deadletter",
+        )
     }
     partitions, policies = await _describe(kafka_bootstrap, [s.name for s in specs])
     assert set(partitions.values()) == {3}
@@ -61,6 +67,11 @@ async def test_existing_topic_with_fewer_partitions_is_refused(settings: Setting
 async def test_unreachable_cluster_is_a_clear_error(settings: Settings) -> None:
     from infra.broker import free_port
 
-    with pytest.raises(TopicBootstrapError, match="cannot bootstrap topics on 127.0.0.1"):
-        await ensure_topics(f"127.0.0.1:{free_port()}", Topics.from_settings(settings).specs(),
-                            partitions=1, replication=1, timeout_s=3)
+    with pytest.raises(TopicBootstrapError, match=r"cannot bootstrap topics on 127\.0\.0\.1"):
+        await ensure_topics(
+            f"127.0.0.1:{free_port()}",
+            Topics.from_settings(settings).specs(),
+            partitions=1,
+            replication=1,
+            timeout_s=3,
+        )

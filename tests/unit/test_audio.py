@@ -164,13 +164,9 @@ def test_odd_l16_byte_count_is_malformed(codec: str) -> None:
         pcm.decode(codec, b"\x00\x01\x02")
 
 
-@pytest.mark.parametrize(
-    ("codec", "payload"), [("PCMU", b"\xff" * 3), ("PCMA", b"\xd5" * 5), ("L16_LE", b"\x00" * 6)]
-)
+@pytest.mark.parametrize(("codec", "payload"), [("PCMU", b"\xff" * 3), ("PCMA", b"\xd5" * 5), ("L16_LE", b"\x00" * 6)])
 def test_samples_not_divisible_by_channels_is_malformed(codec: str, payload: bytes) -> None:
-    with pytest.raises(
-        MalformedAudioError, match=rf"{codec}: \d+ samples cannot be split into 2 interleaved channels"
-    ):
+    with pytest.raises(MalformedAudioError, match=rf"{codec}: \d+ samples cannot be split into 2 interleaved channels"):
         pcm.decode(codec, payload, channels=2)
 
 

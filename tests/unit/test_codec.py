@@ -103,9 +103,7 @@ FULL_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     (CALL_EVENT, call_event((NS + "CallEnded", {"reason": "callingPartyDrop", "duration_ms": 61_500}))),
     (
         CALL_EVENT,
-        call_event(
-            (NS + "StreamStarted", {"stream_id": "st-1", "codec": "PCMU", "sample_rate": 8000, "channels": 2})
-        ),
+        call_event((NS + "StreamStarted", {"stream_id": "st-1", "codec": "PCMU", "sample_rate": 8000, "channels": 2})),
     ),
     (CALL_EVENT, call_event((NS + "StreamStopped", {"stream_id": "st-1", "reason": "socket closed"}))),
     (CALL_EVENT, call_event((NS + "Dtmf", {"digits": "12#", "track": "inbound"}))),
@@ -376,9 +374,7 @@ DEFAULTED_SAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 @pytest.mark.parametrize(
     ("name", "given", "filled"), DEFAULTED_SAMPLES, ids=[_sample_id((n, g)) for n, g, _ in DEFAULTED_SAMPLES]
 )
-def test_round_trip_fills_defaults(
-    codec: AvroCodec, name: str, given: dict[str, Any], filled: dict[str, Any]
-) -> None:
+def test_round_trip_fills_defaults(codec: AvroCodec, name: str, given: dict[str, Any], filled: dict[str, Any]) -> None:
     decoded = codec.decode(codec.encode(name, given))
     assert decoded.name == name
     assert decoded.record == {**given, **filled}
@@ -413,9 +409,7 @@ def test_message_layout_is_marker_fingerprint_body(codec: AvroCodec) -> None:
 
 
 def _schema_files() -> list[Any]:
-    return sorted(
-        (e for e in resources.files("schemas").iterdir() if e.name.endswith(".avsc")), key=lambda e: e.name
-    )
+    return sorted((e for e in resources.files("schemas").iterdir() if e.name.endswith(".avsc")), key=lambda e: e.name)
 
 
 def _walk_records(node: Any, where: str, found: list[str], missing: list[str]) -> None:
@@ -573,9 +567,7 @@ def event_v0() -> Schema:
     return Schema.from_file(FROZEN / "call_event_v0.avsc")
 
 
-def test_frozen_schemas_really_are_older_versions(
-    codec: AvroCodec, audio_v0: Schema, event_v0: Schema
-) -> None:
+def test_frozen_schemas_really_are_older_versions(codec: AvroCodec, audio_v0: Schema, event_v0: Schema) -> None:
     assert audio_v0.name == AUDIO_CHUNK
     assert event_v0.name == CALL_EVENT
     assert audio_v0.fingerprint != codec.schema(AUDIO_CHUNK).fingerprint
@@ -627,9 +619,7 @@ def test_reader_without_the_old_writer_rejects_it_by_fingerprint(codec: AvroCode
     assert isinstance(caught.value, SchemaError)
 
 
-def test_current_data_still_decodes_when_old_writers_are_registered(
-    audio_v0: Schema, event_v0: Schema
-) -> None:
+def test_current_data_still_decodes_when_old_writers_are_registered(audio_v0: Schema, event_v0: Schema) -> None:
     reader = AvroCodec(readers=current_schemas(), writers=[audio_v0, event_v0])
     record = audio_chunk()
     assert reader.decode(reader.encode(AUDIO_CHUNK, record)).record == record
@@ -690,9 +680,7 @@ def test_held_bytes_layout_is_what_the_corruption_tests_assume(held_bytes: bytes
 )
 def test_invalid_string_length_is_corrupt(codec: AvroCodec, held_bytes: bytes, length_varint: bytes) -> None:
     data = held_bytes[:HEADER_SIZE] + length_varint + held_bytes[HEADER_SIZE + 1 :]
-    with pytest.raises(
-        CorruptRecordError, match=r"CallEvent \(fingerprint [0-9a-f]{16}\): body does not decode"
-    ):
+    with pytest.raises(CorruptRecordError, match=r"CallEvent \(fingerprint [0-9a-f]{16}\): body does not decode"):
         codec.decode(data)
 
 
@@ -715,9 +703,7 @@ def test_out_of_range_union_branch_is_corrupt(codec: AvroCodec, held_bytes: byte
 
 
 def test_decode_as_a_different_type_is_corrupt(codec: AvroCodec, held_bytes: bytes) -> None:
-    with pytest.raises(
-        CorruptRecordError, match=re.escape(f"expected a {AUDIO_CHUNK} record, got {CALL_EVENT}")
-    ):
+    with pytest.raises(CorruptRecordError, match=re.escape(f"expected a {AUDIO_CHUNK} record, got {CALL_EVENT}")):
         codec.decode_as(AUDIO_CHUNK, held_bytes)
 
 
@@ -827,7 +813,5 @@ def test_schema_from_file_with_invalid_json(tmp_path: Path) -> None:
 
 
 def test_two_current_schemas_with_one_name_are_rejected(audio_v0: Schema) -> None:
-    with pytest.raises(
-        SchemaDefinitionError, match=re.escape(f"two current schemas are named {AUDIO_CHUNK}")
-    ):
+    with pytest.raises(SchemaDefinitionError, match=re.escape(f"two current schemas are named {AUDIO_CHUNK}")):
         AvroCodec([*current_schemas(), audio_v0])

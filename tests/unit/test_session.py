@@ -218,10 +218,7 @@ def test_duplicate_of_a_phase_changing_event_does_not_change_phase() -> None:
 
 
 def test_recent_event_ids_are_a_bounded_window() -> None:
-    events = [
-        (CALL_EVENT, event(f"d{i}", "Dtmf", {"digits": "1", "track": ""}))
-        for i in range(RECENT_EVENT_IDS + 3)
-    ]
+    events = [(CALL_EVENT, event(f"d{i}", "Dtmf", {"digits": "1", "track": ""})) for i in range(RECENT_EVENT_IDS + 3)]
     state = run(events)
     assert len(state.recent_event_ids) == RECENT_EVENT_IDS == 32
     assert state.recent_event_ids[0] == "d3"

@@ -1,0 +1,42 @@
+# Switchboard developer commands. Prerequisites: Python 3.11+, Java 17+, Maven (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup jars run test lint unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## setup: create the virtualenv, install Switchboard, resolve the Kafka broker jars (cached)
+setup: $(STAMP) jars
+
+jars: $(STAMP)
+	$(BIN)/python -c "from infra.settings import Settings; from infra.broker import resolve_jars; \
+	print('Kafka jars in', resolve_jars(Settings().kafka_jars_dir))"
+
+## run: start the local broker and every Switchboard process until Ctrl-C
+run: setup
+	$(BIN)/switchboard up
+
+## lint: ruff, mypy --strict, import-linter layering contracts
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## test: lint, then the whole suite (unit, integration and e2e, against a real broker it starts itself)
+test: setup lint
+	$(BIN)/python -m pytest --durations=10
+
+## unit: only the fast, pure tests
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+clean:
+	rm -rf $(VENV) .switchboard .pytest_cache .mypy_cache .ruff_cache
