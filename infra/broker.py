@@ -119,6 +119,7 @@ class LocalBroker:
     heap: str = "512m"
     start_timeout_s: float = 60.0
     java: str = field(default_factory=lambda: shutil.which("java") or "java")
+    cluster_id: str | None = None  # used when formatting new storage; random when None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     startup_seconds: float | None = field(default=None, init=False)
 
@@ -158,9 +159,10 @@ class LocalBroker:
     def _format(self, classpath: Path, config: Path, data: Path) -> None:
         if (data / "meta.properties").exists():
             return
-        # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java(classpath, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config))
+        # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding; it may begin with
+        # '-', hence the --option=value form.
+        cid = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = self._java(classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={cid}", f"--config={config}")
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")

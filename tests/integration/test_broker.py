@@ -63,12 +63,14 @@ async def test_idempotent_producer_round_trip(settings: Settings, kafka_bootstra
 
 
 def test_broker_restarts_on_its_data_and_stops_without_orphans(tmp_path: Path) -> None:
-    broker = LocalBroker(workdir=tmp_path / "b", jars_dir=JARS_DIR, heap="256m")
+    # A cluster id may begin with '-' (random URL-safe base64); the format step must not read it as an option.
+    broker = LocalBroker(workdir=tmp_path / "b", jars_dir=JARS_DIR, heap="256m", cluster_id="-dashFirstClusterId0Aw")
     broker.start()
     pid = broker.pid
     assert pid is not None and _alive(pid)
     assert (tmp_path / "b" / "data" / "meta.properties").exists()
     first_meta = (tmp_path / "b" / "data" / "meta.properties").read_text()
+    assert "cluster.id=-dashFirstClusterId0Aw" in first_meta
     broker.stop()
     assert not _alive(pid)
     # The second start reuses the formatted data directory (no re-format, same cluster id).
