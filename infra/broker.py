@@ -51,6 +51,20 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the process group led by ``proc``; SIGKILL it if it is still there after ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def _kafka_resource(name: str) -> Path:
     return Path(str(resources.files("infra").joinpath("kafka", name)))
 
@@ -214,16 +228,8 @@ class LocalBroker:
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGTERM the broker's process group, then SIGKILL what is left after ``grace_s``."""
         proc, self._process = self._process, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process_group(proc, grace_s)
 
     def __enter__(self) -> LocalBroker:
         return self.start()

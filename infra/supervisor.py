@@ -7,7 +7,6 @@ PR_SET_PDEATHSIG), so neither Ctrl-C nor a crash of the supervisor leaves an orp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.broker import LocalBroker, die_with_parent
+from infra.broker import LocalBroker, die_with_parent, stop_process_group
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
 
@@ -55,17 +54,8 @@ class Child:
         return self.process.poll() if self.process else None
 
     def stop(self, grace_s: float) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        if self.process is not None:
+            stop_process_group(self.process, grace_s)
 
 
 def _healthy(url: str) -> bool:

@@ -21,6 +21,15 @@ from infra.store import ClickHouseStore
 JARS_DIR = Path(os.environ.get("SWITCHBOARD_KAFKA_JARS_DIR", Path.home() / ".cache" / "switchboard" / "kafka"))
 
 
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of the session's broker."""

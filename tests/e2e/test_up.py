@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from infra.broker import free_port
-from tests.conftest import JARS_DIR
+from tests.conftest import JARS_DIR, alive
 
 
 def _children_of(pid: int) -> set[int]:
@@ -31,14 +31,6 @@ def _children_of(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
@@ -78,5 +70,5 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         if up.poll() is None:
             up.kill()
     assert "all processes stopped" in log.read_text()
-    survivors = {pid for pid in started if _alive(pid)}
+    survivors = {pid for pid in started if alive(pid)}
     assert survivors == set(), f"processes left behind: {survivors}\n{log.read_text()}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -18,16 +17,8 @@ from infra.topics import Topics, ensure_topics
 from producers.gateway import SERVICE_UNAVAILABLE, create_gateway
 from producers.sink import KafkaUnavailableError, RecordSink
 from schemas import CALL_EVENT, AvroCodec
-from tests.conftest import JARS_DIR
+from tests.conftest import JARS_DIR, alive
 from tests.factories import call_event
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _read_all(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
@@ -67,12 +58,12 @@ def test_broker_restarts_on_its_data_and_stops_without_orphans(tmp_path: Path) -
     broker = LocalBroker(workdir=tmp_path / "b", jars_dir=JARS_DIR, heap="256m", cluster_id="-dashFirstClusterId0Aw")
     broker.start()
     pid = broker.pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     assert (tmp_path / "b" / "data" / "meta.properties").exists()
     first_meta = (tmp_path / "b" / "data" / "meta.properties").read_text()
     assert "cluster.id=-dashFirstClusterId0Aw" in first_meta
     broker.stop()
-    assert not _alive(pid)
+    assert not alive(pid)
     # The second start reuses the formatted data directory (no re-format, same cluster id).
     again = LocalBroker(workdir=tmp_path / "b", jars_dir=JARS_DIR, heap="256m")
     with again:

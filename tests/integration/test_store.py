@@ -10,6 +10,7 @@ import pytest
 
 from infra.settings import Settings
 from infra.store import ClickHouseStore, Migration, StoreError, apply_migrations, load_migrations
+from projections.rows import CALL_EVENT_COLUMNS
 
 MIGRATIONS = Path(str(resources.files("projections").joinpath("migrations")))
 
@@ -41,20 +42,7 @@ def test_insert_and_parameterised_query(store: ClickHouseStore) -> None:
     apply_migrations(store, load_migrations(MIGRATIONS))
     at = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
     row = [7, "call-'quoted", "e1", "CallStarted", "TELNYX", at, at, "{}", "{}", {"k": "v"}, 0, 5]
-    columns = [
-        "cid",
-        "call_id",
-        "event_id",
-        "event_type",
-        "source",
-        "occurred_at",
-        "received_at",
-        "details",
-        "raw",
-        "attributes",
-        "kafka_partition",
-        "kafka_offset",
-    ]
+    columns = list(CALL_EVENT_COLUMNS)
     store.insert("call_events", [row], columns)
     store.insert("call_events", [row], columns)  # the same record delivered twice
     found = store.query(
