@@ -46,12 +46,12 @@ def _segment(value: npt.NDArray[np.int32], first_bit: int) -> npt.NDArray[np.int
 
 def ulaw_decode(payload: bytes) -> npt.NDArray[np.int16]:
     """mu-law bytes -> int16 samples (one per byte)."""
-    return ULAW_TO_LINEAR[np.frombuffer(payload, dtype=np.uint8)]
+    return ULAW_TO_LINEAR.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 def alaw_decode(payload: bytes) -> npt.NDArray[np.int16]:
     """A-law bytes -> int16 samples (one per byte)."""
-    return ALAW_TO_LINEAR[np.frombuffer(payload, dtype=np.uint8)]
+    return ALAW_TO_LINEAR.take(np.frombuffer(payload, dtype=np.uint8))
 
 
 def ulaw_encode(samples: npt.NDArray[np.int16]) -> bytes:
