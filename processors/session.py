@@ -16,7 +16,7 @@ from typing import Any
 
 from processors.audio.levels import measure
 from processors.audio.pcm import decode
-from schemas import AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT
+from schemas import AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT, union_branch
 
 LEVEL_DETECTOR = "level-meter:1"
 RECENT_EVENT_IDS = 32
@@ -112,10 +112,8 @@ class Step:
 
 
 def payload_type(event: Mapping[str, Any]) -> str:
-    """Short type name of a CallEvent payload (the codec returns unions as (full name, record))."""
-    payload = event["payload"]
-    full_name = payload[0] if isinstance(payload, tuple) else str(payload.get("-type", ""))
-    return full_name.rsplit(".", 1)[-1]
+    """Short type name of a CallEvent payload (CallStarted, Dtmf, ...)."""
+    return union_branch(event["payload"])[0]
 
 
 def step(state: CallState, name: str, record: Mapping[str, Any]) -> Step:

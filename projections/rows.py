@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from schemas import CALL_EVENT, SPEECH_SEGMENT
+from schemas import CALL_EVENT, SPEECH_SEGMENT, union_branch
 
 CALL_EVENT_COLUMNS = (
     "cid",
@@ -54,13 +54,12 @@ class RowError(Exception):
 def to_row(name: str, record: Mapping[str, Any], partition: int, offset: int) -> tuple[str, list[Any]]:
     """(table, row values in that table's column order) for one decoded record."""
     if name == CALL_EVENT:
-        payload = record["payload"]
-        full_name, details = payload if isinstance(payload, tuple) else ("", payload)
+        event_type, details = union_branch(record["payload"])
         return "call_events", [
             record["cid"],
             record["call_id"],
             record["event_id"],
-            full_name.rsplit(".", 1)[-1],
+            event_type,
             record["source"],
             record["occurred_at"],
             record["received_at"],

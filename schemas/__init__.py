@@ -3,7 +3,7 @@
 The constants below are the full names of the record types, as ``AvroCodec.encode`` takes them.
 """
 
-from schemas.codec import AvroCodec, Decoded, Schema, current_schemas
+from schemas.codec import AvroCodec, Decoded, Schema, current_schemas, union_branch
 from schemas.errors import (
     CorruptRecordError,
     EncodeError,
@@ -41,4 +41,5 @@ __all__ = [
     "UnknownFingerprintError",
     "UnknownRecordTypeError",
     "current_schemas",
+    "union_branch",
 ]

@@ -87,6 +87,16 @@ class Decoded:
     writer_fingerprint: bytes
 
 
+def union_branch(value: Any) -> tuple[str, Record]:
+    """(short type name, record) of a record-union value: the codec's ``(full name, record)`` tuple,
+    or a dict naming its type under ``-type`` (fastavro's other notation)."""
+    if isinstance(value, tuple):
+        full_name, record = value
+    else:
+        full_name, record = str(value.get("-type", "")), {k: v for k, v in value.items() if k != "-type"}
+    return str(full_name).rsplit(".", 1)[-1], dict(record)
+
+
 def current_schemas() -> list[Schema]:
     """The schemas shipped in this package (``schemas/*.avsc``), i.e. what this version writes."""
     folder = resources.files("schemas")
