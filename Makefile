@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Silero VAD's ONNX model only: the package itself would pull torch (CUDA build), so no dependencies.
+	$(BIN)/pip install --quiet --no-deps 'silero-vad==6.2.3'
 	touch $(STAMP)
 
 ## setup: create the virtualenv, install Switchboard, resolve the Kafka broker jars (cached)

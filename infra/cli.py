@@ -132,6 +132,7 @@ async def _gateway_main(settings: Settings, bootstrap: str) -> None:
     import uvicorn
 
     from infra.kafka_clients import make_producer, stop_producer
+    from producers.context import GatewayContext
     from producers.gateway import create_gateway
     from producers.sink import RecordSink
     from schemas import AvroCodec
@@ -139,8 +140,11 @@ async def _gateway_main(settings: Settings, bootstrap: str) -> None:
     producer = make_producer(bootstrap, settings)
     await producer.start()
     try:
-        app = create_gateway(RecordSink(producer, AvroCodec.default(), settings.produce_timeout_s))
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port))
+        sink = RecordSink(producer, AvroCodec.default(), settings.produce_timeout_s)
+        app = create_gateway(GatewayContext.build(settings, sink))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port, ws="websockets-sansio")
+        )
         await server.serve()
     finally:
         await stop_producer(producer, settings.produce_timeout_s)

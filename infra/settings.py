@@ -62,6 +62,71 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(default=1000, ge=1, description="Rows per partition before a batch is written.")
     projector_flush_ms: int = Field(default=500, ge=1, description="Oldest row age (ms) before a batch is written.")
 
+    # --- gateway (all vendors) ----------------------------------------------------------------------
+    gateway_node_id: int | None = Field(
+        default=None,
+        ge=0,
+        le=1023,
+        description="Node part (0-1023) of the 64-bit job ids this gateway issues. Unset: random per start; "
+        "set distinct values on a fleet to make ids unique by construction rather than by chance.",
+    )
+    blob_dir: Path | None = Field(
+        default=None, description="Where uploaded audio files are kept. Unset: <data_dir>/blobs."
+    )
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest accepted audio upload.")
+    max_frame_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="Largest accepted WebSocket frame / NDJSON line / decoded audio message."
+    )
+    max_messages_per_s: float = Field(
+        default=400.0, gt=0, description="Sustained messages per second one streaming connection may send."
+    )
+    max_messages_burst: int = Field(default=800, ge=1, description="Burst allowance of the per-connection rate limit.")
+    audio_chunk_ms: int = Field(
+        default=200, ge=20, le=2000, description="Audio is aggregated to records of about this many ms per track."
+    )
+
+    # --- mediaservice (iotcomms) -------------------------------------------------------------------
+    mediaservice_policy_dir: Path | None = Field(
+        default=None,
+        description="Directory of per-domain policy files (<domain>.json) that answer decision callbacks. "
+        "Unset: <data_dir>/policies.",
+    )
+    mediaservice_answer_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Decision callbacks are answered within this time even when Kafka is slow (see docs/gateway.md).",
+    )
+    mediaservice_callback_auth: str = Field(
+        default="off",
+        pattern="^(off|shared_secret|jwt)$",
+        description="How callbacks are verified: off|shared_secret|jwt.",
+    )
+    mediaservice_callback_secret: SecretStr | None = Field(
+        default=None, description="Shared secret expected in Authorization: Bearer (callback_auth=shared_secret)."
+    )
+    mediaservice_callback_public_key: Path | None = Field(
+        default=None, description="PEM public key verifying RS256 JWT callbacks (callback_auth=jwt)."
+    )
+    mediaservice_url: str = Field(
+        default="https://api.prod-eu-north-1.iotcomms.io/mediaservice",
+        description="Base URL of the mediaservice REST API; commands go to <url>/<domain>/<op>.",
+    )
+    mediaservice_private_key: Path | None = Field(
+        default=None, description="PEM RS256 private key signing the JWT of REST commands. Unset: no Authorization."
+    )
+
+    # --- telnyx ----------------------------------------------------------------------------------------
+    telnyx_stream_auth_token: SecretStr | None = Field(
+        default=None, description="Expected x-telnyx-streaming-auth-token on media WebSockets, if set."
+    )
+    telnyx_webhook_url: str | None = Field(
+        default=None, description="Default webhook URL for streaming.* life-cycle events. Unset: not sent."
+    )
+    telnyx_webhook_private_key: Path | None = Field(
+        default=None,
+        description="PEM Ed25519 private key signing webhooks (telnyx-signature-ed25519). Unset: unsigned.",
+    )
+
     # --- security --------------------------------------------------------------------------------
     api_keys: dict[int, SecretStr] = Field(
         default_factory=dict,
@@ -79,6 +144,16 @@ class Settings(BaseSettings):
     def clickhouse_path(self) -> Path:
         """Data directory of embedded ClickHouse (chDB)."""
         return self.data_dir / "clickhouse"
+
+    @property
+    def blobs_path(self) -> Path:
+        """Directory of uploaded audio files."""
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def policies_path(self) -> Path:
+        """Directory of mediaservice per-domain policy files."""
+        return self.mediaservice_policy_dir or self.data_dir / "policies"
 
     @property
     def broker_dir(self) -> Path:

@@ -52,6 +52,8 @@ class Phase(StrEnum):
 TRANSITIONS: Mapping[tuple[Phase, str], Phase] = {
     (Phase.NEW, "CallStarted"): Phase.ACTIVE,
     (Phase.NEW, "CallEnded"): Phase.ENDED,
+    (Phase.NEW, "CallAnswered"): Phase.ACTIVE,
+    (Phase.ACTIVE, "CallAnswered"): Phase.ACTIVE,
     (Phase.ACTIVE, "CallHeld"): Phase.ON_HOLD,
     (Phase.ACTIVE, "CallEnded"): Phase.ENDED,
     (Phase.ON_HOLD, "CallResumed"): Phase.ACTIVE,

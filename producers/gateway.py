@@ -1,16 +1,19 @@
-"""The ingestion gateway app: shared error handling and health; vendor routers plug in here.
+"""The ingestion gateway app: shared error handling, health and life cycle; vendor routers plug in here.
 
 Kafka failures are mapped to the vendor 503 body in exactly one handler.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from producers.sink import KafkaUnavailableError, RecordSink
+from producers.context import GatewayContext
+from producers.sink import KafkaUnavailableError
 
 SERVICE_UNAVAILABLE = {
     "code": 503,
@@ -18,14 +21,23 @@ SERVICE_UNAVAILABLE = {
 }
 
 
-def create_gateway(sink: RecordSink) -> FastAPI:
-    """The gateway over a started producer."""
-    app = FastAPI(title="Switchboard ingestion gateway", version="0.1.0")
-    app.state.sink = sink
+def create_gateway(ctx: GatewayContext) -> FastAPI:
+    """The gateway over a started producer, with every vendor API mounted."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for factory in ctx.services:
+                await stack.enter_async_context(factory())
+            yield
+
+    app = FastAPI(title="Switchboard ingestion gateway", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = ctx
 
     @app.exception_handler(KafkaUnavailableError)
-    async def kafka_unavailable(_: Request, exc: KafkaUnavailableError) -> JSONResponse:
-        return JSONResponse(SERVICE_UNAVAILABLE, status_code=503)
+    async def kafka_unavailable(request: Request, exc: KafkaUnavailableError) -> Response:
+        vendor = ctx.unavailable_response(request.url.path)
+        return vendor if vendor is not None else JSONResponse(SERVICE_UNAVAILABLE, status_code=503)
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

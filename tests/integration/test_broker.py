@@ -14,6 +14,7 @@ from infra.broker import BrokerError, LocalBroker
 from infra.kafka_clients import make_consumer, make_producer, stop_producer
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
+from producers.context import GatewayContext
 from producers.gateway import SERVICE_UNAVAILABLE, create_gateway
 from producers.sink import KafkaUnavailableError, RecordSink
 from schemas import CALL_EVENT, AvroCodec
@@ -97,11 +98,11 @@ async def test_broker_down_gives_kafka_unavailable_and_the_vendor_503(tmp_path: 
         with pytest.raises(KafkaUnavailableError, match="did not acknowledge 1 record"):
             await sink.send(topics.events, "c1", CALL_EVENT, call_event("c1", 1, "CallEnded", 1))
 
-        app = create_gateway(sink)
+        app = create_gateway(GatewayContext.build(settings, sink))
 
         @app.post("/probe")
         async def probe(request: Request) -> dict[str, str]:
-            await request.app.state.sink.send(topics.events, "c1", CALL_EVENT, call_event("c1", 1, "CallHeld", 2))
+            await request.app.state.ctx.sink.send(topics.events, "c1", CALL_EVENT, call_event("c1", 1, "CallHeld", 2))
             return {"status": "sent"}
 
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://gw") as client:

@@ -96,6 +96,7 @@ FULL_SAMPLES: list[tuple[str, dict[str, Any]]] = [
                         {"role": "AGENT", "participant_id": "agent-9"},
                         {"role": "CUSTOMER", "participant_id": None},
                     ],
+                    "answered": False,
                 },
             )
         ),
@@ -118,6 +119,15 @@ FULL_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ),
     (CALL_EVENT, call_event((NS + "PlatformAlarm", {"alarm_type": "sessionError", "error": "boom \u2603"}))),
     (CALL_EVENT, call_event((NS + "VendorEvent", {"name": "/callbacks/odd"}), source="UNKNOWN")),
+    (
+        CALL_EVENT,
+        call_event(
+            (
+                NS + "CallAnswered",
+                {"connection_id": "conn-1", "participants": [{"role": "AGENT", "participant_id": "p"}]},
+            )
+        ),
+    ),
     (AUDIO_CHUNK, audio_chunk()),
     (
         AUDIO_CHUNK,
@@ -248,7 +258,7 @@ def test_samples_cover_every_current_schema(codec: AvroCodec) -> None:
     assert {name for name, _ in FULL_SAMPLES} == set(codec.names)
     assert len(codec.names) == 8
     payload_types = {r["payload"][0] for n, r in FULL_SAMPLES if n == CALL_EVENT}
-    assert len(payload_types) == 10
+    assert len(payload_types) == 11
 
 
 # (record type, record with defaulted fields left out, the fields decode must fill in)
@@ -269,7 +279,13 @@ DEFAULTED_SAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "attributes": {},
             "payload": (
                 NS + "CallStarted",
-                {"from_number": None, "to_number": None, "direction": "UNSPECIFIED", "participants": []},
+                {
+                    "from_number": None,
+                    "to_number": None,
+                    "direction": "UNSPECIFIED",
+                    "participants": [],
+                    "answered": True,
+                },
             ),
         },
     ),
@@ -455,7 +471,7 @@ def test_every_record_and_field_has_a_doc() -> None:
         _walk_records(json.loads(entry.read_text(encoding="utf-8")), entry.name, found, missing)
     assert missing == []
     # 8 top-level records + 10 CallEvent payload records + Participant + Rule: the walk reached them all
-    assert len(found) == 20
+    assert len(found) == 21
     assert "call_event.avsc:Participant" in found
     assert "rule_set.avsc:Rule" in found
 

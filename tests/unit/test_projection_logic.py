@@ -203,6 +203,7 @@ def test_call_event_row_with_nested_payload() -> None:
         "to_number": None,
         "direction": "OUTBOUND",
         "participants": [{"role": "AGENT", "participant_id": "a1"}],
+        "answered": True,
     }
 
 
