@@ -7,7 +7,7 @@ import math
 import re
 import uuid
 from dataclasses import FrozenInstanceError
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from processors.session import (
     RECENT_EVENT_IDS,
     CallState,
     IllegalTransitionError,
+    Party,
     Phase,
     SessionError,
     Step,
@@ -34,18 +35,21 @@ from processors.session import (
 from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT, AvroCodec
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+MS0 = int(T0.timestamp() * 1000)
 NS = "io.switchboard.calls."
 CALL = "call-1"
 
 
-def event(event_id: str, kind: str, payload: dict[str, Any] | None = None, cid: int = 1) -> dict[str, Any]:
-    """A CallEvent as AvroCodec.decode returns it (payload union as (full name, record))."""
+def event(
+    event_id: str, kind: str, payload: dict[str, Any] | None = None, cid: int = 1, at_s: float = 0.0
+) -> dict[str, Any]:
+    """A CallEvent as AvroCodec.decode returns it (payload union as (full name, record)), ``at_s`` after T0."""
     return {
         "event_id": event_id,
         "call_id": CALL,
         "cid": cid,
         "source": "TELNYX",
-        "occurred_at": T0,
+        "occurred_at": T0 + timedelta(seconds=at_s),
         "received_at": T0,
         "payload": (NS + kind, payload or {}),
         "raw": "",
@@ -117,15 +121,25 @@ def test_call_lifecycle_walks_the_transition_table() -> None:
     assert state.duplicates == 0
 
 
+# Written out independently of the product's table. A signal that confirms the phase keeps it
+# (several sources tell the same call's story); "CallRinging" is a CallStarted with answered=false.
+N, R, A, H, E = Phase.NEW, Phase.RINGING, Phase.ACTIVE, Phase.ON_HOLD, Phase.ENDED
 LEGAL = {
-    (Phase.NEW, "CallStarted"): Phase.ACTIVE,
-    (Phase.NEW, "CallEnded"): Phase.ENDED,
-    (Phase.ACTIVE, "CallHeld"): Phase.ON_HOLD,
-    (Phase.ACTIVE, "CallEnded"): Phase.ENDED,
-    (Phase.ON_HOLD, "CallResumed"): Phase.ACTIVE,
-    (Phase.ON_HOLD, "CallEnded"): Phase.ENDED,
-}
-PHASE_CHANGING = ["CallStarted", "CallEnded", "CallHeld", "CallResumed"]
+    (N, "CallRinging"): R, (N, "CallStarted"): A, (N, "CallAnswered"): A, (N, "CallEnded"): E,
+    (R, "CallRinging"): R, (R, "CallStarted"): A, (R, "CallAnswered"): A, (R, "CallEnded"): E,
+    (A, "CallRinging"): A, (A, "CallStarted"): A, (A, "CallAnswered"): A, (A, "CallHeld"): H,
+    (A, "CallResumed"): A, (A, "CallEnded"): E,
+    (H, "CallRinging"): H, (H, "CallStarted"): H, (H, "CallAnswered"): H, (H, "CallHeld"): H,
+    (H, "CallResumed"): A, (H, "CallEnded"): E,
+    (E, "CallEnded"): E,
+}  # fmt: skip
+PHASE_CHANGING = ["CallRinging", "CallStarted", "CallAnswered", "CallEnded", "CallHeld", "CallResumed"]
+
+
+def signal_event(event_id: str, kind: str) -> dict[str, Any]:
+    if kind == "CallRinging":
+        return event(event_id, "CallStarted", {"answered": False})
+    return event(event_id, kind)
 
 
 @pytest.mark.parametrize("phase", list(Phase))
@@ -133,17 +147,17 @@ PHASE_CHANGING = ["CallStarted", "CallEnded", "CallHeld", "CallResumed"]
 def test_every_phase_and_event_pair(phase: Phase, kind: str) -> None:
     state = CallState(call_id=CALL, cid=1, phase=phase)
     if (phase, kind) in LEGAL:
-        assert step(state, CALL_EVENT, event("x", kind)).state.phase is LEGAL[(phase, kind)]
+        assert step(state, CALL_EVENT, signal_event("x", kind)).state.phase is LEGAL[(phase, kind)]
     else:
         with pytest.raises(
             IllegalTransitionError, match=re.escape(f"event {kind} (x) is not allowed in phase {phase}")
         ):
-            step(state, CALL_EVENT, event("x", kind))
+            step(state, CALL_EVENT, signal_event("x", kind))
 
 
 @pytest.mark.parametrize(
     ("history", "kind", "phase"),
-    [(["CallStarted", "CallEnded"], "CallStarted", "ENDED"), (["CallStarted"], "CallResumed", "ACTIVE")],
+    [(["CallStarted", "CallEnded"], "CallStarted", "ENDED"), ([], "CallHeld", "NEW")],
 )
 def test_illegal_transition_names_phase_and_event_and_leaves_state_alone(
     history: list[str], kind: str, phase: str
@@ -388,6 +402,17 @@ def test_to_dict_from_dict_round_trip() -> None:
         "call_id": CALL,
         "cid": 1,
         "phase": "ON_HOLD",
+        "session": {
+            "direction": "INBOUND",
+            "from_number": None,
+            "to_number": None,
+            "parties": [],
+            "started_at_ms": MS0,
+            "answered_at_ms": MS0,
+            "ended_at_ms": None,
+            "end_reason": "",
+            "holds": [[MS0, None]],
+        },
         "tracks": {"inbound": [1, 320], "outbound": [0, 160]},
         "recent_event_ids": ["e1", "e2", "e3"],
         "duplicates": 2,
@@ -423,3 +448,54 @@ def test_fold_is_resumable_from_a_persisted_state() -> None:
     history = sample_history()
     middle = CallState.from_dict(json.loads(json.dumps(fold(CALL, history[:4]).to_dict())))
     assert run(history[4:], middle) == fold(CALL, history)
+
+
+# ---------------------------------------------------------------- session facts
+
+
+def test_session_facts_from_a_mediaservice_then_telnyx_then_cresta_story() -> None:
+    agent = {"role": "AGENT", "participant_id": "a-9"}
+    customer = {"role": "CUSTOMER", "participant_id": "+4930123"}
+    history = [
+        event("ring", "CallStarted", {"answered": False, "from_number": "+4930123", "to_number": "100",
+                                       "direction": "INBOUND", "participants": [customer]}, at_s=0),
+        event("answer", "CallAnswered", {"connection_id": "k1", "participants": [agent, customer]}, at_s=4),
+        event("stream", "CallStarted", {"from_number": "ignored", "direction": "OUTBOUND"}, at_s=5),
+        event("hold1", "CallHeld", at_s=20),
+        event("hold1-again", "CallHeld", at_s=21),  # a second source confirms the hold
+        event("unhold1", "CallResumed", at_s=50),
+        event("hold2", "CallHeld", at_s=60),
+        event("end", "CallEnded", {"reason": "callingPartyDrop"}, at_s=70),
+        event("completed", "CallEnded", {"reason": "sessionCompleted"}, at_s=71),  # confirms the end
+    ]  # fmt: skip
+    state = run([(CALL_EVENT, e) for e in history])
+    s = state.session
+    assert state.phase is Phase.ENDED
+    assert (s.direction, s.from_number, s.to_number) == ("INBOUND", "+4930123", "100")
+    assert s.parties == (Party("CUSTOMER", "+4930123"), Party("AGENT", "a-9"))
+    assert s.agent_id == "a-9"
+    assert (s.started_at_ms, s.answered_at_ms, s.ended_at_ms) == (MS0, MS0 + 4000, MS0 + 70_000)
+    assert s.end_reason == "callingPartyDrop"
+    assert s.holds == ((MS0 + 20_000, MS0 + 50_000), (MS0 + 60_000, MS0 + 70_000))
+    assert s.hold_count == 2
+    assert s.hold_ms() == 40_000
+    assert CallState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_an_open_hold_counts_up_to_now_only_when_asked() -> None:
+    state = run([(CALL_EVENT, event("s", "CallStarted")), (CALL_EVENT, event("h", "CallHeld", at_s=10))])
+    assert state.session.holds == ((MS0 + 10_000, None),)
+    assert state.session.hold_ms() == 0
+    assert state.session.hold_ms(now_ms=MS0 + 25_000) == 15_000
+
+
+def test_a_missed_call_rings_then_ends_without_being_answered() -> None:
+    state = run(
+        [
+            (CALL_EVENT, event("r", "CallStarted", {"answered": False}, at_s=0)),
+            (CALL_EVENT, event("e", "CallEnded", {"reason": "calledPartyFailure"}, at_s=30)),
+        ]
+    )
+    assert state.phase is Phase.ENDED
+    assert state.session.answered_at_ms is None
+    assert state.session.ended_at_ms == MS0 + 30_000
