@@ -176,6 +176,8 @@ FULL_SAMPLES: list[tuple[str, dict[str, Any]]] = [
             "end_ms": 9_000,
             "detected_at": T1,
             "details": {"threshold_ms": "5000"},
+            "status": "CLEARED",
+            "rule_kind": "dead_air",
         },
     ),
     (
@@ -354,7 +356,7 @@ DEFAULTED_SAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "end_ms": 1,
             "detected_at": T0,
         },
-        {"details": {}},
+        {"details": {}, "status": "RAISED", "rule_kind": ""},
     ),
     (
         COMMAND_RESULT,
@@ -622,6 +624,39 @@ def test_old_call_event_decodes_with_empty_attributes(event_v0: Schema) -> None:
     assert decoded.name == CALL_EVENT
     assert decoded.record == {**old, "attributes": {}}
     assert reader.decode_as(CALL_EVENT, old_writer.encode(CALL_EVENT, old))["attributes"] == {}
+
+
+def test_call_started_from_before_answered_existed_decodes_as_answered() -> None:
+    v1 = Schema.from_file(FROZEN / "call_event_v1.avsc")
+    reader = AvroCodec(readers=current_schemas(), writers=[v1])
+    assert v1.fingerprint != reader.schema(CALL_EVENT).fingerprint
+    old = call_event((NS + "CallStarted", {"from_number": "1", "to_number": None, "direction": "INBOUND"}))
+    decoded = reader.decode(AvroCodec([v1]).encode(CALL_EVENT, old))
+    assert decoded.record["payload"] == (
+        NS + "CallStarted",
+        {"from_number": "1", "to_number": None, "direction": "INBOUND", "participants": [], "answered": True},
+    )
+    # the branch after the old writer's last one still resolves by name, not by position
+    held = reader.decode(AvroCodec([v1]).encode(CALL_EVENT, call_event((NS + "VendorEvent", {"name": "x"}))))
+    assert held.record["payload"] == (NS + "VendorEvent", {"name": "x"})
+
+
+def test_alert_from_before_status_existed_decodes_as_raised() -> None:
+    v0 = Schema.from_file(FROZEN / "alert_v0.avsc")
+    reader = AvroCodec(readers=current_schemas(), writers=[v0])
+    old = {
+        "alert_id": "a",
+        "rule_id": "r",
+        "call_id": "c",
+        "cid": 1,
+        "severity": "WARNING",
+        "start_ms": 0,
+        "end_ms": 10,
+        "detected_at": T0,
+        "details": {"k": "v"},
+    }
+    decoded = reader.decode(AvroCodec([v0]).encode(ALERT, old))
+    assert decoded.record == {**old, "status": "RAISED", "rule_kind": ""}
 
 
 def test_reader_without_the_old_writer_rejects_it_by_fingerprint(codec: AvroCodec, audio_v0: Schema) -> None:
