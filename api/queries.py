@@ -66,3 +66,42 @@ def call_segments(
         """,
         {"cid": cid, "call_id": call_id, "kind": kind or "", "limit": limit, "offset": offset},
     )
+
+
+def job(store: Store, cid: int, job_id: int) -> dict[str, Any] | None:
+    """The current row of one job (folded from its transitions); None when the tenant has no such job."""
+    rows = store.query(
+        f"""
+        SELECT job_id, cid, status, statusmsg, created_at, updated_at, started_at, finished_at,
+               metadata, results, transitions
+        FROM {store.database}.jobs
+        WHERE cid = {{cid:Int64}} AND job_id = {{job_id:Int64}}
+        """,
+        {"cid": cid, "job_id": job_id},
+    )
+    return rows[0] if rows else None
+
+
+def alerts(
+    store: Store,
+    cid: int,
+    *,
+    call_id: str | None = None,
+    rule_kind: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alert occurrences of a tenant (latest status of each), newest detection first."""
+    return store.query(
+        f"""
+        SELECT alert_id, call_id, rule_id, rule_kind, severity, status, start_ms, end_ms, detected_at, details
+        FROM {store.database}.alerts FINAL
+        WHERE cid = {{cid:Int64}}
+          AND ({{call_id:String}} = '' OR call_id = {{call_id:String}})
+          AND ({{rule_kind:String}} = '' OR rule_kind = {{rule_kind:String}})
+          AND ({{status:String}} = '' OR status = {{status:String}})
+        ORDER BY detected_at DESC, alert_id
+        LIMIT {{limit:UInt32}}
+        """,
+        {"cid": cid, "call_id": call_id or "", "rule_kind": rule_kind or "", "status": status or "", "limit": limit},
+    )

@@ -175,7 +175,9 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
         Batcher(settings.projector_batch_size, settings.projector_flush_ms),
         deadletter=(producer, topics.deadletter),
     )
-    consumer.subscribe([topics.events, topics.speech], listener=projector_.listener())
+    consumer.subscribe(
+        [topics.events, topics.speech, topics.transitions, topics.alerts], listener=projector_.listener()
+    )
     await consumer.start()
     stop = asyncio.Event()
     server = None

@@ -1,4 +1,4 @@
-"""Mapping of decoded records to table rows (pure). Column lists match migrations/0001_calls.sql."""
+"""Mapping of decoded records to table rows (pure). Column lists match projections/migrations/*.sql."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from schemas import CALL_EVENT, SPEECH_SEGMENT, union_branch
+from schemas import ALERT, CALL_EVENT, JOB_TRANSITION, SPEECH_SEGMENT, union_branch
 
 CALL_EVENT_COLUMNS = (
     "cid",
@@ -41,9 +41,39 @@ SPEECH_SEGMENT_COLUMNS = (
     "kafka_offset",
 )
 
+JOB_TRANSITION_COLUMNS = (
+    "cid",
+    "job_id",
+    "from_status",
+    "to_status",
+    "at",
+    "reason",
+    "metadata",
+    "results",
+    "kafka_partition",
+    "kafka_offset",
+)
+ALERT_COLUMNS = (
+    "cid",
+    "call_id",
+    "alert_id",
+    "rule_id",
+    "rule_kind",
+    "severity",
+    "status",
+    "start_ms",
+    "end_ms",
+    "detected_at",
+    "details",
+    "kafka_partition",
+    "kafka_offset",
+)
+
 TABLES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     CALL_EVENT: ("call_events", CALL_EVENT_COLUMNS),
     SPEECH_SEGMENT: ("speech_segments", SPEECH_SEGMENT_COLUMNS),
+    JOB_TRANSITION: ("job_transitions", JOB_TRANSITION_COLUMNS),
+    ALERT: ("alerts", ALERT_COLUMNS),
 }
 
 
@@ -84,6 +114,35 @@ def to_row(name: str, record: Mapping[str, Any], partition: int, offset: int) ->
             record["peak_dbfs"],
             record["speech_probability"],
             record["detector"],
+            partition,
+            offset,
+        ]
+    if name == JOB_TRANSITION:
+        return "job_transitions", [
+            record["cid"],
+            record["job_id"],
+            record["from_status"],
+            record["to_status"],
+            record["at"],
+            record["reason"],
+            dict(record["metadata"]),
+            record["results"],
+            partition,
+            offset,
+        ]
+    if name == ALERT:
+        return "alerts", [
+            record["cid"],
+            record["call_id"],
+            record["alert_id"],
+            record["rule_id"],
+            record["rule_kind"],
+            record["severity"],
+            record["status"],
+            record["start_ms"],
+            record["end_ms"],
+            record["detected_at"],
+            dict(record["details"]),
             partition,
             offset,
         ]
