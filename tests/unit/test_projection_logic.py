@@ -12,7 +12,7 @@ import pytest
 
 from projections.batch import Batcher, PendingBatch
 from projections.rows import CALL_EVENT_COLUMNS, SPEECH_SEGMENT_COLUMNS, TABLES, RowError, to_row
-from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT, AvroCodec
+from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, COMMAND, JOB_TRANSITION, SPEECH_SEGMENT, AvroCodec
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 T1 = datetime(2025, 3, 1, 10, 0, 2, tzinfo=UTC)
@@ -248,20 +248,55 @@ def test_speech_segment_row() -> None:
     assert row[:3] == [7, "call-42", "seg-1"]
 
 
-@pytest.mark.parametrize("name", [AUDIO_CHUNK, ALERT, "CallEvent", ""])
+@pytest.mark.parametrize("name", [AUDIO_CHUNK, COMMAND, "CallEvent", ""])
 def test_unknown_record_has_no_row(name: str) -> None:
     with pytest.raises(RowError, match=re.escape(f"no projection for {name} records")):
         to_row(name, {"cid": 1}, 0, 0)
 
 
 def _sql_columns(table: str) -> list[str]:
-    sql = (resources.files("projections") / "migrations" / "0001_calls.sql").read_text(encoding="utf-8")
+    migrations = resources.files("projections") / "migrations"
+    sql = "\n".join(m.read_text(encoding="utf-8") for m in migrations.iterdir() if m.name.endswith(".sql"))
     body = re.search(r"CREATE TABLE IF NOT EXISTS \{db\}\." + table + r"\s*\((.*?)\n\)", sql, re.S)
     assert body is not None, f"no CREATE TABLE for {table}"
     return [line.split()[0] for line in body.group(1).strip().splitlines()]
 
 
-@pytest.mark.parametrize("name", [CALL_EVENT, SPEECH_SEGMENT])
+@pytest.mark.parametrize("name", [CALL_EVENT, SPEECH_SEGMENT, JOB_TRANSITION, ALERT])
 def test_columns_match_the_migration(name: str) -> None:
     table, columns = TABLES[name]
     assert _sql_columns(table) == list(columns)
+
+
+def test_job_transition_and_alert_rows() -> None:
+    transition = {
+        "job_id": 9,
+        "cid": 1,
+        "from_status": None,
+        "to_status": 0,
+        "at": 5,
+        "reason": "pending",
+        "metadata": {"channels": "1"},
+        "results": None,
+    }
+    assert to_row(JOB_TRANSITION, transition, 2, 40) == (
+        "job_transitions",
+        [1, 9, None, 0, 5, "pending", {"channels": "1"}, None, 2, 40],
+    )
+    alert = {
+        "alert_id": "a",
+        "rule_id": "r",
+        "call_id": "c",
+        "cid": 1,
+        "severity": "INFO",
+        "start_ms": 1,
+        "end_ms": 2,
+        "detected_at": 3,
+        "details": {"k": "v"},
+        "status": "CLEARED",
+        "rule_kind": "dead_air",
+    }
+    assert to_row(ALERT, alert, 0, 7) == (
+        "alerts",
+        [1, "c", "a", "r", "dead_air", "INFO", "CLEARED", 1, 2, 3, {"k": "v"}, 0, 7],
+    )
