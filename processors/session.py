@@ -319,6 +319,7 @@ def _apply_audio(state: CallState, chunk: Mapping[str, Any]) -> Step:
         "peak_dbfs": level.peak_dbfs,
         "speech_probability": None,
         "detector": LEVEL_DETECTOR,
+        "voiced_fraction": None,
     }
     tracks = {**state.tracks, track_name: TrackState(last_sequence=sequence, end_sample=end)}
     return Step(replace(state, cid=chunk["cid"], tracks=tracks), outputs=[(SPEECH_SEGMENT, segment)])

@@ -16,6 +16,8 @@ from schemas.errors import (
 CALL_EVENT = "io.switchboard.calls.CallEvent"
 AUDIO_CHUNK = "io.switchboard.calls.AudioChunk"
 SPEECH_SEGMENT = "io.switchboard.calls.SpeechSegment"
+CALL_METRICS = "io.switchboard.calls.CallMetrics"
+PROSODY_INTERIM = "io.switchboard.calls.ProsodyInterim"
 JOB_TRANSITION = "io.switchboard.jobs.JobTransition"
 ALERT = "io.switchboard.alerts.Alert"
 COMMAND = "io.switchboard.commands.Command"
@@ -26,9 +28,11 @@ __all__ = [
     "ALERT",
     "AUDIO_CHUNK",
     "CALL_EVENT",
+    "CALL_METRICS",
     "COMMAND",
     "COMMAND_RESULT",
     "JOB_TRANSITION",
+    "PROSODY_INTERIM",
     "RULE_SET",
     "SPEECH_SEGMENT",
     "AvroCodec",

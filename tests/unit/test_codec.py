@@ -16,9 +16,11 @@ from schemas import (
     ALERT,
     AUDIO_CHUNK,
     CALL_EVENT,
+    CALL_METRICS,
     COMMAND,
     COMMAND_RESULT,
     JOB_TRANSITION,
+    PROSODY_INTERIM,
     RULE_SET,
     SPEECH_SEGMENT,
     AvroCodec,
@@ -162,6 +164,45 @@ FULL_SAMPLES: list[tuple[str, dict[str, Any]]] = [
             "peak_dbfs": None,
             "speech_probability": 0.75,
             "detector": "level-meter:1",
+            "voiced_fraction": 0.5,
+        },
+    ),
+    (
+        CALL_METRICS,
+        {
+            "call_id": "call-42",
+            "cid": 7,
+            "watermark_ms": 61_500,
+            "final": True,
+            "talk_agent_ms": 30_000,
+            "talk_customer_ms": 20_000,
+            "silence_ms": 9_000,
+            "overtalk_ms": 2_500,
+            "hold_ms": 0,
+            "interruptions_agent": 2,
+            "interruptions_customer": 1,
+            "longest_monologue_agent_ms": 12_000,
+            "longest_monologue_customer_ms": 5_000,
+            "speaker_changes": 14,
+            "talk_ratio": 0.6,
+            "beeps": 1,
+            "rings": 3,
+            "dtmf": "12#",
+            "alerts": 2,
+            "basic": '{"totalduration": 61.5}',
+        },
+    ),
+    (
+        PROSODY_INTERIM,
+        {
+            "call_id": "call-42",
+            "cid": 7,
+            "role": "AGENT",
+            "start_ms": 18_000,
+            "end_ms": 21_000,
+            "intensity": 7,
+            "vocal_variety": None,
+            "speaking_rate": "fast",
         },
     ),
     (
@@ -258,7 +299,7 @@ def test_round_trip_of_a_full_record(codec: AvroCodec, sample: tuple[str, dict[s
 
 def test_samples_cover_every_current_schema(codec: AvroCodec) -> None:
     assert {name for name, _ in FULL_SAMPLES} == set(codec.names)
-    assert len(codec.names) == 8
+    assert len(codec.names) == 10
     payload_types = {r["payload"][0] for n, r in FULL_SAMPLES if n == CALL_EVENT}
     assert len(payload_types) == 11
 
@@ -342,6 +383,7 @@ DEFAULTED_SAMPLES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "peak_dbfs": None,
             "speech_probability": None,
             "detector": "",
+            "voiced_fraction": None,
         },
     ),
     (
@@ -461,9 +503,11 @@ def test_every_record_and_field_has_a_doc() -> None:
         "alert.avsc",
         "audio_chunk.avsc",
         "call_event.avsc",
+        "call_metrics.avsc",
         "command.avsc",
         "command_result.avsc",
         "job_transition.avsc",
+        "prosody_interim.avsc",
         "rule_set.avsc",
         "speech_segment.avsc",
     ]
@@ -472,8 +516,8 @@ def test_every_record_and_field_has_a_doc() -> None:
     for entry in files:
         _walk_records(json.loads(entry.read_text(encoding="utf-8")), entry.name, found, missing)
     assert missing == []
-    # 8 top-level records + 10 CallEvent payload records + Participant + Rule: the walk reached them all
-    assert len(found) == 21
+    # 10 top-level records + 11 CallEvent payload records + Participant + Rule: the walk reached them all
+    assert len(found) == 23
     assert "call_event.avsc:Participant" in found
     assert "rule_set.avsc:Rule" in found
 
@@ -558,7 +602,7 @@ def test_header_fingerprint_is_crc64_avro_of_canonical_form(codec: AvroCodec, sc
 
 def test_fingerprints_are_distinct() -> None:
     prints = [s.fingerprint for s in current_schemas()]
-    assert len(set(prints)) == len(prints) == 8
+    assert len(set(prints)) == len(prints) == 10
 
 
 def test_doc_changes_do_not_change_the_fingerprint() -> None:

@@ -267,6 +267,7 @@ def test_audio_chunk_emits_one_level_segment() -> None:
         "sample_rate": 8000,
         "speech_probability": None,
         "detector": LEVEL_DETECTOR,
+        "voiced_fraction": None,
     }
     assert result.state.tracks == {"inbound": TrackState(last_sequence=0, end_sample=960)}
     assert result.state.phase is Phase.ACTIVE
