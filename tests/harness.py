@@ -135,10 +135,10 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
 @asynccontextmanager
 async def running_gateway(settings: Settings, **overrides: Any) -> AsyncIterator[RunningGateway]:
     """Topics created, a real producer started, the gateway app served on a free port."""
-    assert settings.kafka_bootstrap is not None
-    bootstrap = settings.kafka_bootstrap
     if overrides:
         settings = settings.model_copy(update=overrides)
+    assert settings.kafka_bootstrap is not None
+    bootstrap = settings.kafka_bootstrap
     topics = Topics.from_settings(settings)
     await ensure_topics(
         bootstrap, topics.specs(), partitions=settings.topic_partitions, replication=settings.topic_replication
