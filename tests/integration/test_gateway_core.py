@@ -9,6 +9,7 @@ import httpx
 from fastapi.responses import JSONResponse
 
 from infra.settings import Settings
+from infra.topics import Topics, ensure_topics
 from producers.context import GatewayContext
 from producers.gateway import create_gateway
 from tests.harness import running_gateway, serve
@@ -30,6 +31,8 @@ async def test_registered_services_run_for_the_gateway_lifetime(settings: Settin
         yield
         log.append("stopped")
 
+    topics = Topics.from_settings(settings)  # the vendors' own services (result feeds) need their topics
+    await ensure_topics(str(settings.kafka_bootstrap), topics.specs(), partitions=1, replication=1)
     ctx = GatewayContext.build(settings, sink=None)  # type: ignore[arg-type]
     ctx.add_service(service)
     async with serve(create_gateway(ctx)):
