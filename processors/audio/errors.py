@@ -1,4 +1,4 @@
-"""Errors of the audio layer; each names the codec and the offending size or value."""
+"""Errors of the audio layer; each names the codec (or file) and the offending size or value."""
 
 
 class AudioError(Exception):
@@ -11,3 +11,19 @@ class UnsupportedCodecError(AudioError):
 
 class MalformedAudioError(AudioError):
     """The payload cannot be audio of the announced codec/channels (e.g. odd byte count for L16)."""
+
+
+class TruncatedAudioError(MalformedAudioError):
+    """The stream or file ends inside a sample, frame or header; names how many bytes are missing or left."""
+
+
+class CodecMismatchError(MalformedAudioError):
+    """The bytes cannot be the declared codec (e.g. MP3 without frame sync, a RIFF header declared as L16)."""
+
+
+class AudioFileError(AudioError):
+    """An uploaded file cannot be decoded; the message names the file and the reason."""
+
+
+class AudioStateError(AudioError):
+    """A serialised decoder/resampler/detector state is invalid, or a finished stream was fed again."""
