@@ -85,6 +85,20 @@ class Settings(BaseSettings):
         default=200, ge=20, le=2000, description="Audio is aggregated to records of about this many ms per track."
     )
 
+    # --- oliver ----------------------------------------------------------------------------------------
+    oliver_max_streams: int = Field(
+        default=500, ge=1, description="Live audio WebSockets (/stream/{cid}) one gateway serves at once; more wait."
+    )
+    oliver_loaded_delay_s: int = Field(
+        default=10, ge=0, description='Setup delay estimate (s) reported while all stream slots are taken ("loaded").'
+    )
+    oliver_idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="A streaming task that receives no audio for this long (s) ends."
+    )
+    oliver_job_max_age_s: int = Field(
+        default=86_400, ge=60, description="A streaming job (pid) older than this (s) can no longer be started."
+    )
+
     # --- mediaservice (iotcomms) -------------------------------------------------------------------
     mediaservice_policy_dir: Path | None = Field(
         default=None,
@@ -126,6 +140,35 @@ class Settings(BaseSettings):
         default=None,
         description="PEM Ed25519 private key signing webhooks (telnyx-signature-ed25519). Unset: unsigned.",
     )
+    telnyx_webhook_attempts: int = Field(
+        default=5, ge=1, le=20, description="Delivery attempts per webhook (non-2xx / connection error: retry)."
+    )
+    telnyx_webhook_backoff_s: float = Field(
+        default=0.5, gt=0, le=60, description="Wait before the 2nd webhook attempt, s; doubles per attempt (max 30 s)."
+    )
+
+    # --- cresta ----------------------------------------------------------------------------------------
+    cresta_idle_flush_ms: int = Field(
+        default=500,
+        ge=10,
+        le=60_000,
+        description="A Cresta stream that receives nothing for this long (ms) while results are outstanding flushes "
+        "its partial audio aggregates to Kafka and answers them (clients that wait for each result are not stalled).",
+    )
+
+    # --- worker analysis ------------------------------------------------------------------------------
+    vad_engine: str = Field(default="webrtc", pattern="^(webrtc|silero)$", description="VAD engine: webrtc | silero.")
+    vad_mode: int = Field(default=3, ge=0, le=3, description="WebRTC VAD aggressiveness 0-3 (3 = fewest false alarms).")
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1, description="Speech probability threshold (Silero).")
+    vad_min_speech_ms: int = Field(default=250, ge=0, description="Shorter speech bursts are dropped, ms.")
+    vad_min_silence_ms: int = Field(default=300, ge=0, description="Shorter pauses inside speech are bridged, ms.")
+    vad_hangover_ms: int = Field(default=100, ge=0, description="Speech segments are padded by this much, ms.")
+    level_interval_ms: int = Field(default=1000, ge=100, description="Length of LEVEL intervals per track, ms.")
+    metrics_every_ms: int = Field(default=10_000, ge=1000, description="Media ms between interim CallMetrics.")
+    interruption_min_ms: int = Field(
+        default=500, ge=0, description="An interruption needs the other party to have been speaking this long, ms."
+    )
+    monologue_bridge_ms: int = Field(default=1000, ge=0, description="Pauses shorter than this keep a monologue, ms.")
 
     # --- security --------------------------------------------------------------------------------
     api_keys: dict[int, SecretStr] = Field(

@@ -37,6 +37,7 @@ class Topics:
     commands: str
     rules: str
     deadletter: str
+    ticks: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -50,6 +51,7 @@ class Topics:
             commands=f"{p}calls.commands",
             rules=f"{p}rules",
             deadletter=f"{p}deadletter",
+            ticks=f"{p}calls.ticks",
         )
 
     def specs(self) -> list[TopicSpec]:
@@ -67,6 +69,7 @@ class Topics:
                 "undecodable or unprocessable input, with the reason in headers",
                 "as received",
             ),
+            TopicSpec(self.ticks, "internal: wall-clock ticks (JSON) for calls whose media went quiet", "call id"),
         ]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +11,55 @@ import faust
 
 from infra.settings import Settings
 from infra.topics import Topics
+from processors.analytics.sweep import TalkConfig
+from processors.audio.segmenter import SegmenterParams
+from processors.audio.vad import SileroModel, VadConfig, shared_silero_model
+from processors.pipeline import PipelineConfig
+from processors.rulebook import Rulebook
+from processors.tracks import MediaConfig
 from schemas import AvroCodec
 
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What the agents need: the app, topic names and the codec."""
+    """What the agents need: the app, topic names, the codec, the analysis configuration and the rules."""
 
     app: faust.App
     topics: Topics
     codec: AvroCodec
+    bootstrap: str = ""
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    rulebook: Rulebook = field(default_factory=Rulebook)
+    silero: SileroModel | None = None
+    rules_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The per-call analysis as the settings configure it."""
+    vad = VadConfig(engine="silero" if settings.vad_engine == "silero" else "webrtc", mode=settings.vad_mode)
+    segmenter = SegmenterParams(
+        threshold=settings.vad_threshold,
+        min_speech_ms=settings.vad_min_speech_ms,
+        min_silence_ms=settings.vad_min_silence_ms,
+        hangover_ms=settings.vad_hangover_ms,
+    )
+    return PipelineConfig(
+        media=MediaConfig(vad=vad, segmenter=segmenter, activity_ms=settings.level_interval_ms),
+        talk=TalkConfig(
+            interruption_min_ms=settings.interruption_min_ms, monologue_bridge_ms=settings.monologue_bridge_ms
+        ),
+        metrics_every_ms=settings.metrics_every_ms,
+    )
 
 
 def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = None) -> WorkerContext:
     """A Faust app for ``bootstrap`` with every agent registered."""
     from processors.agents.calls import register  # agents need the app first
+    from processors.agents.commands import register as register_commands
+    from processors.agents.rules import register as register_rules
 
+    worker_dir = datadir or settings.data_dir / "worker"
+    worker_dir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.group(settings.worker_id),
         broker=f"kafka://{bootstrap}",
@@ -34,7 +68,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
-        datadir=str(datadir or settings.data_dir / "worker"),
+        datadir=str(worker_dir),
         web_enabled=settings.worker_web_port != 0,
         web_port=settings.worker_web_port or 6066,  # unused when web_enabled is False
         web_host="127.0.0.1",
@@ -42,9 +76,20 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
         producer_max_request_size=4 * 1024 * 1024,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
+        processing_guarantee="exactly_once",
     )
-    ctx = WorkerContext(app=app, topics=Topics.from_settings(settings), codec=AvroCodec.default())
+    pipeline = pipeline_config(settings)
+    ctx = WorkerContext(
+        app=app,
+        topics=Topics.from_settings(settings),
+        codec=AvroCodec.default(),
+        bootstrap=bootstrap,
+        pipeline=pipeline,
+        silero=shared_silero_model() if pipeline.media.vad.engine == "silero" else None,
+    )
     register(ctx)
+    register_rules(ctx)
+    register_commands(ctx, settings)
     return ctx
 
 

@@ -13,7 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from producers.context import GatewayContext
+from producers.cresta import routes as cresta_routes
+from producers.mediaservice import commands_routes
+from producers.mediaservice import routes as mediaservice_routes
+from producers.oliver import routes as oliver_routes
 from producers.sink import KafkaUnavailableError
+from producers.telnyx import routes as telnyx_routes
 
 SERVICE_UNAVAILABLE = {
     "code": 503,
@@ -38,6 +43,12 @@ def create_gateway(ctx: GatewayContext) -> FastAPI:
     async def kafka_unavailable(request: Request, exc: KafkaUnavailableError) -> Response:
         vendor = ctx.unavailable_response(request.url.path)
         return vendor if vendor is not None else JSONResponse(SERVICE_UNAVAILABLE, status_code=503)
+
+    app.include_router(commands_routes.router(ctx))
+    app.include_router(telnyx_routes.router(ctx))
+    app.include_router(cresta_routes.router(ctx))
+    app.include_router(oliver_routes.router(ctx))
+    app.include_router(mediaservice_routes.router(ctx))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

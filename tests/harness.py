@@ -44,14 +44,20 @@ class Consumed:
     headers: dict[str, bytes]
 
 
-async def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 15.0) -> list[Consumed]:
-    """The first ``count`` records of ``topic`` (all partitions), decoded; fails if fewer arrive in time."""
+async def read_topic(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 15.0, *, committed_only: bool = False
+) -> list[Consumed]:
+    """The first ``count`` records of ``topic`` (all partitions), decoded; fails if fewer arrive in time.
+
+    ``committed_only`` reads as downstream consumers of transactional writers do (read_committed).
+    """
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=f"reader-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
     out: list[Consumed] = []
@@ -203,3 +209,37 @@ async def http_peer(respond: Responder | None = None) -> AsyncIterator[HttpPeer]
     async with serve(peer.app()) as url:
         peer.url = url
         yield peer
+
+
+async def read_to_end(bootstrap: str, topic: str, *, committed_only: bool = True) -> list[Consumed]:
+    """Every record of ``topic`` up to its current end (for read_committed: its last stable offset).
+
+    Unlike ``read_topic`` it needs no count, so transaction markers (which take offsets but are not
+    records) do not matter.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
+    )
+    await consumer.start()
+    out: list[Consumed] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        async with asyncio.timeout(30):
+            while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    for msg in messages:
+                        decoded = CODEC.decode(msg.value)
+                        key = msg.key.decode() if msg.key else ""
+                        out.append(Consumed(key, decoded.name, decoded.record, {k: bytes(v) for k, v in msg.headers}))
+    finally:
+        await consumer.stop()
+    return out

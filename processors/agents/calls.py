@@ -1,32 +1,48 @@
 """The call agent: one stream over calls.events and calls.audio (co-partitioned by call id).
 
-Per record: decode, load the call's state from the changelog-backed table, run the pure
-``session.step``, assign the new state back, and send the outputs keyed by call id. Records that
-cannot be decoded or are refused by the state machine go to the dead-letter topic with the reason.
+Per record: decode, rebuild the call's pipeline from the changelog-backed table, let it process
+the record, assign the new state back (by assignment, so the changelog gets it), and send the
+outputs keyed by call id: alerts to calls.alerts, everything else to calls.speech. Records that
+cannot be decoded or analysed go to the dead-letter topic with the reason; the worker goes on.
+
+The worker runs Faust's exactly-once processing, and the agent makes sure the call's state, its
+outputs and the input's offset commit in one Kafka transaction (see ``persist``), so a worker
+killed mid-call resumes from the last committed state and neither loses nor repeats an output.
+
+Absence of media is the one wall-clock rule. The agent remembers, in memory, when each of its live
+calls last had audio; a timer sends a tick (internal JSON on calls.ticks, keyed by call id, so it
+reaches the worker owning the call) for every call quiet for a second or more, and the agent runs
+the pipeline's ``on_tick`` with it. Ticks are disposable: a lost tick only delays the check.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import faust
+import orjson
+from aiokafka import AIOKafkaProducer
 
-from processors.audio.errors import AudioError
-from processors.session import CallState, SessionError, step
-from schemas import SchemaError
+from processors.pipeline import CallPipeline, PipelineError
+from processors.session import SessionError
+from schemas import ALERT, SchemaError
 
 if TYPE_CHECKING:
     from processors.app import WorkerContext
 
 log = logging.getLogger(__name__)
+TICK_S = 1.0
 
 
 def register(ctx: WorkerContext) -> None:
     """Register the call agent and its table on ``ctx.app``."""
     app, topics, codec = ctx.app, ctx.topics, ctx.codec
-    source = app.topic(topics.events, topics.audio, key_type=bytes, value_type=bytes)
-    speech = app.topic(topics.speech, key_type=bytes, value_type=bytes)
+    source = app.topic(topics.events, topics.audio, topics.ticks, key_type=bytes, value_type=bytes)
     deadletter = app.topic(topics.deadletter, key_type=bytes, value_type=bytes)
     calls = app.Table(
         "calls",
@@ -34,37 +50,143 @@ def register(ctx: WorkerContext) -> None:
         partitions=app.conf.topic_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
+    changelog = calls.changelog_topic.get_topic_name()
 
     async def dead_letter(event: Any, reason: str) -> None:
-        log.warning(
-            "dead-lettering %s[%s]@%s: %s",
-            event.message.topic,
-            event.message.partition,
-            event.message.offset,
-            reason,
-        )
-        await deadletter.send(
-            key=event.key,
-            value=event.value,
-            headers={
-                "reason": reason.encode(),
-                "source": f"{event.message.topic}/{event.message.partition}/{event.message.offset}".encode(),
-                "stage": b"worker.calls",
-            },
-        )
+        where = f"{event.message.topic}/{event.message.partition}/{event.message.offset}"
+        log.warning("dead-lettering %s: %s", where, reason)
+        headers = {"reason": reason.encode(), "source": where.encode(), "stage": b"worker.calls"}
+        await deadletter.send(key=event.key, value=event.value, headers=headers)
+
+    quiet = QuietCalls()
+
+    def transaction(event: Any) -> str:
+        """The Kafka transaction Faust commits the input's offset in (one per input partition)."""
+        return f"{app.conf.id}-{app.assignor.group_for_topic(event.message.topic)}-{event.message.partition}"
+
+    async def persist(event: Any, call_id: str, state: dict[str, Any], outputs: list[tuple[str, Any]]) -> None:
+        """Write the call's state and its outputs in the transaction that commits the input's offset.
+
+        faust-streaming's exactly-once mode commits a transaction without first flushing the table's
+        buffered changelog writes, and sends records to topics it does not consume outside any
+        transaction; both could split a record's effects across a crash. So the state goes into the
+        local store directly and, with every output, straight to the input partition's transactional
+        producer: a crash then rolls back the offset, the state and the outputs together.
+        """
+        producer: Any = app.producer
+        tid = transaction(event)
+        calls.data[call_id] = state
+        await producer.send(
+            changelog, orjson.dumps(call_id), orjson.dumps(state), event.message.partition, None, None,
+            transactional_id=tid,
+        )  # fmt: skip
+        for name, record in outputs:
+            target = topics.alerts if name == ALERT else topics.speech
+            value = codec.encode(name, record)
+            await producer.send(target, call_id.encode(), value, None, None, None, transactional_id=tid)
+
+    working = WorkingPipelines()
+
+    def pipeline(call_id: str, cid: int) -> CallPipeline:
+        rules = ctx.rulebook.for_tenant(cid)
+        state = calls.get(call_id)
+        pipe = working.get(call_id, state)
+        if pipe is None:
+            pipe = CallPipeline(call_id, ctx.pipeline, rules, state=state, silero=ctx.silero)
+        return pipe.with_rules(rules)
+
+    async def on_tick(event: Any) -> None:
+        tick = json.loads(event.value)
+        call_id = str(tick["call_id"])
+        if calls.get(call_id) is None:
+            return
+        pipe = pipeline(call_id, int(tick["cid"]))
+        outputs = pipe.on_tick(int(tick["now_ms"]))
+        if outputs:
+            await persist(event, call_id, pipe.to_state(), outputs)
+            working.keep(call_id, pipe)
 
     @app.agent(source, name="calls")
     async def process_calls(stream: Any) -> None:
+        await ctx.rules_loaded.wait()
         async for event in stream.events():
+            if event.message.topic == topics.ticks:
+                await on_tick(event)
+                continue
+            call_id = event.key.decode(errors="replace") if event.key else ""
             try:
                 decoded = codec.decode(event.value)
                 call_id = str(decoded.record["call_id"])
-                current = calls.get(call_id)
-                state = CallState.from_dict(current) if current else CallState(call_id=call_id)
-                result = step(state, decoded.name, decoded.record)
-            except (SchemaError, SessionError, AudioError) as exc:
+                pipe = pipeline(call_id, int(decoded.record["cid"]))
+                outputs = pipe.on_record(decoded.name, decoded.record, now_ms=time.time_ns() // 1_000_000)
+            except (SchemaError, SessionError, PipelineError) as exc:
+                working.drop(call_id)  # it may be half-way through the record: rebuild from the table next time
                 await dead_letter(event, f"{type(exc).__name__}: {exc}")
                 continue
-            calls[call_id] = result.state.to_dict()
-            for name, record in result.outputs:
-                await speech.send(key=call_id.encode(), value=codec.encode(name, record))
+            await persist(event, call_id, pipe.to_state(), outputs)
+            working.keep(call_id, pipe)
+            quiet.saw(call_id, int(decoded.record["cid"]), pipe.last_audio_wall_ms, pipe.ended)
+
+    async def send_ticks() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions
+        await producer.start()
+        try:
+            while True:
+                await asyncio.sleep(TICK_S)
+                now = time.time_ns() // 1_000_000
+                for call_id, cid in quiet.due(now):
+                    tick = json.dumps({"call_id": call_id, "cid": cid, "now_ms": now}).encode()
+                    await producer.send(topics.ticks, tick, key=call_id.encode())
+        finally:
+            await producer.stop()
+
+    app.task(send_ticks)
+
+
+class WorkingPipelines:
+    """Live pipelines of this worker's calls, so detectors keep their in-memory state between records.
+
+    The table holds the durable state; a cached pipeline is used only while it is the one that wrote
+    the table's current state (same record count), so after a restart or a rebalance the pipeline is
+    rebuilt from the table. Bounded: the least recently used pipeline is dropped first.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._pipes: OrderedDict[str, CallPipeline] = OrderedDict()
+        self._limit = limit
+
+    def get(self, call_id: str, state: dict[str, Any] | None) -> CallPipeline | None:
+        pipe = self._pipes.get(call_id)
+        if pipe is None or state is None or int(state.get("records", -1)) != pipe.records:
+            return None
+        self._pipes.move_to_end(call_id)
+        return pipe
+
+    def keep(self, call_id: str, pipe: CallPipeline) -> None:
+        if pipe.ended:
+            self._pipes.pop(call_id, None)
+            return
+        self._pipes[call_id] = pipe
+        self._pipes.move_to_end(call_id)
+        while len(self._pipes) > self._limit:
+            self._pipes.popitem(last=False)
+
+    def drop(self, call_id: str) -> None:
+        self._pipes.pop(call_id, None)
+
+
+class QuietCalls:
+    """When each live call of this worker last had audio (wall-clock ms); which are due a tick."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+
+    def saw(self, call_id: str, cid: int, last_audio_ms: int | None, ended: bool) -> None:
+        if ended:
+            self._last.pop(call_id, None)
+        elif last_audio_ms is not None:
+            self._last[call_id] = (cid, last_audio_ms)
+
+    def due(self, now_ms: int) -> list[tuple[str, int]]:
+        """Calls quiet for at least a tick interval."""
+        return [(c, cid) for c, (cid, last) in self._last.items() if now_ms - last >= TICK_S * 1000]

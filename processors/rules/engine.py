@@ -29,6 +29,7 @@ class Run:
 
     start_ms: int
     end_ms: int | None = None
+    until_ms: int | None = None  # open runs: known to last through here (default: the observation's at_ms)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ class LevelInterval:
     role: str
     start_ms: int
     end_ms: int
-    speech_rms_dbfs: float | None  # RMS of voiced audio; None when nobody spoke on the track
-    clipped_ratio: float = 0.0
+    speech_rms_dbfs: float | None  # RMS of voiced audio; None when nobody spoke (or not measured here)
+    clipped_ratio: float | None = None  # share of clipped samples; None when not measured here
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class _Emitter:
                 "start_ms": start,
                 "end_ms": end,
                 "detected_at": self.call.origin_ms + detected,
-                "details": {"kind": rule.kind, **details, **{k: str(v) for k, v in rule.params.items()}},
+                "details": {"kind": rule.kind, **{k: str(v) for k, v in rule.params.items()}, **details},
                 "status": status,
                 "rule_kind": rule.kind,
             }
@@ -133,7 +134,10 @@ class _Emitter:
 
     def run(self, rule: Rule, key: str, run: Run, at_ms: int, threshold: int, details: Mapping[str, str]) -> None:
         """Raise when the run reaches ``threshold``; clear a raised run when it ends."""
-        length = (run.end_ms if run.end_ms is not None else at_ms) - run.start_ms
+        if run.end_ms is not None:
+            length = run.end_ms - run.start_ms
+        else:
+            length = (run.until_ms if run.until_ms is not None else at_ms) - run.start_ms
         if key not in self.raised and length >= threshold:
             crossed = run.start_ms + threshold
             self.alert(rule, key, run.start_ms, crossed, "RAISED", crossed, {**details, "measured_ms": str(threshold)})
@@ -226,8 +230,8 @@ def _levels(rule: Rule, obs: Observation, out: _Emitter, runs: dict[str, tuple[i
             hit = level.speech_rms_dbfs is not None and level.speech_rms_dbfs < rule.param("max_dbfs")
             neutral = level.speech_rms_dbfs is None  # no speech: neither extends nor breaks the run
         else:
-            hit = level.clipped_ratio >= rule.param("min_ratio")
-            neutral = False
+            hit = level.clipped_ratio is not None and level.clipped_ratio >= rule.param("min_ratio")
+            neutral = level.clipped_ratio is None
         current = runs.get(slot)
         if neutral:
             continue

@@ -26,7 +26,10 @@ from producers.sink import RecordSink
 from schemas import AUDIO_CHUNK, CALL_EVENT, AvroCodec
 from tests.factories import audio_chunk, call_event, sine_dbfs
 
-AMPLITUDES = [1000.0, 4000.0, 16000.0, 8000.0, 2000.0]
+# 200 ms chunks: one second at each of two levels, then a little more so the second second's
+# level interval is complete (intervals close once the VAD frames covering them are scored).
+AMPLITUDES = [1000.0] * 5 + [16000.0] * 5 + [4000.0] * 2
+SECONDS = [1000.0, 16000.0]
 
 
 def _env(settings: Settings, api_port: int) -> dict[str, str]:
@@ -124,7 +127,7 @@ async def _produce(settings: Settings, call_id: str) -> None:
         await sink.send(topics.events, call_id, CALL_EVENT, call_event(call_id, 1, "CallStarted", 0))
         chunks = [(call_id, AUDIO_CHUNK, audio_chunk(call_id, 1, seq, amp)) for seq, amp in enumerate(AMPLITUDES)]
         await sink.send_many(topics.audio, chunks)
-        await sink.send(topics.audio, call_id, AUDIO_CHUNK, audio_chunk(call_id, 1, 2, 16000.0))  # redelivery
+        await sink.send(topics.audio, call_id, AUDIO_CHUNK, audio_chunk(call_id, 1, 2, 30000.0))  # redelivery
         await sink.send(topics.events, call_id, CALL_EVENT, call_event(call_id, 1, "CallHeld", 1))
     finally:
         await stop_producer(producer, settings.produce_timeout_s)
@@ -142,14 +145,14 @@ def test_call_travels_from_kafka_through_worker_and_projector_to_the_api(
         segments_url,
         procs,
         "key-tenant-1",
-        lambda r: r.status_code == 200 and len(r.json()["segments"]) >= len(AMPLITUDES),
+        lambda r: r.status_code == 200 and len(r.json()["segments"]) >= len(SECONDS),
     )
     segments = answer.json()["segments"]
-    assert [s["start_sample"] for s in segments] == [i * 1600 for i in range(len(AMPLITUDES))]
-    assert [s["end_sample"] - s["start_sample"] for s in segments] == [1600] * len(AMPLITUDES)
-    assert [s["start_ms"] for s in segments] == [i * 200.0 for i in range(len(AMPLITUDES))]
-    for segment, amplitude in zip(segments, AMPLITUDES, strict=True):
-        assert segment["kind"] == "LEVEL" and segment["track"] == "inbound" and segment["role"] == "CUSTOMER"
+    assert [s["start_sample"] for s in segments] == [0, 8000]
+    assert [s["end_sample"] - s["start_sample"] for s in segments] == [8000, 8000]
+    assert [s["start_ms"] for s in segments] == [0.0, 1000.0]
+    for segment, amplitude in zip(segments, SECONDS, strict=True):
+        assert segment["kind"] == "LEVEL" and segment["track"] == "customer" and segment["role"] == "CUSTOMER"
         assert segment["rms_dbfs"] == pytest.approx(sine_dbfs(amplitude), abs=0.3)  # mu-law quantisation
 
     session = _poll(

@@ -43,6 +43,7 @@ async def test_creates_every_topic_with_partitions_and_cleanup_policy(settings: 
             "calls.commands",
             "rules",
             "deadletter",
+            "calls.ticks",
         )
     }
     partitions, policies = await _describe(kafka_bootstrap, [s.name for s in specs])
