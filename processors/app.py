@@ -56,6 +56,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
     """A Faust app for ``bootstrap`` with every agent registered."""
     from processors.agents.calls import register  # agents need the app first
     from processors.agents.commands import register as register_commands
+    from processors.agents.jobs import register as register_jobs
     from processors.agents.rules import register as register_rules
 
     worker_dir = datadir or settings.data_dir / "worker"
@@ -89,6 +90,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
     )
     register(ctx)
     register_rules(ctx)
+    register_jobs(ctx)
     register_commands(ctx, settings)
     return ctx
 

@@ -38,7 +38,7 @@ from processors.rules import engine as rules
 from processors.rules.model import RuleSetDef
 from processors.session import CallState, Phase, payload_type, segment_id, step
 from processors.tracks import MediaConfig, RoleTrack, Tones, TrackStep
-from schemas import ALERT, AUDIO_CHUNK, CALL_METRICS, PROSODY_INTERIM, SPEECH_SEGMENT
+from schemas import ALERT, AUDIO_CHUNK, CALL_METRICS, JOB_TRANSITION, PROSODY_INTERIM, SPEECH_SEGMENT
 
 Record = dict[str, Any]
 Output = tuple[str, Record]
@@ -73,6 +73,9 @@ class _Memory:
     ended: bool = False
     last_audio_wall_ms: int | None = None
     records: int = 0  # records applied: tells a cached working pipeline from a stale one
+    job_status: int | None = None  # Oliver streaming job (call id = pid): the last status this call reported
+    speech_segments: int = 0
+    raised: list[Record] = field(default_factory=list)  # RAISED alerts, summarised for a job's results
 
 
 class CallPipeline:
@@ -177,16 +180,23 @@ class CallPipeline:
     def _event(self, event: Mapping[str, Any]) -> list[Output]:
         kind = payload_type(event)
         at = self._media_ms_of(_ms(event["occurred_at"]))
+        if kind == "StreamStarted" and _is_oliver_job(event) and self.m.job_status is None:
+            self.m.job_status = 1
+            return [(JOB_TRANSITION, self._job(event, 0, 1, "processing"))]
         if kind == "CallHeld" and self.m.session.phase is Phase.ON_HOLD and not self.m.talk.on_hold:
             self._talk(talk.HoldStarted(at))
         elif kind == "CallResumed" and self.m.talk.on_hold:
             self._talk(talk.HoldEnded(max(at, self.m.talk.holds[-1].start)))
         elif kind == "CallEnded" and not self.m.ended:
-            return self._end(event["cid"])
+            return self._end(event)
         return []
 
-    def _end(self, cid: int) -> list[Output]:
-        """Flush every decoder and track, close the conversation, clear open alerts, emit final metrics."""
+    def _end(self, event: Mapping[str, Any]) -> list[Output]:
+        """Flush every decoder and track, close the conversation, clear open alerts, emit final metrics.
+
+        For an Oliver streaming job whose stream began, the job completes with the call's results.
+        """
+        cid = int(event["cid"])
         out: list[Output] = []
         steps: dict[str, TrackStep] = {}
         for track_name, decoder in self.decoders.items():
@@ -204,8 +214,27 @@ class CallPipeline:
         self.m.rules, closing = rules.close(self.rule_set, self.m.rules, self._ref(cid), at_ms=self.m.talk.watermark_ms)
         out += self._count(closing)
         self.m.ended = True
-        out.append((CALL_METRICS, self._metrics(cid, final=True)))
+        metrics = self._metrics(cid, final=True)
+        out.append((CALL_METRICS, metrics))
+        if self.m.job_status == 1:
+            self.m.job_status = 2
+            document = job_results(metrics, self.m.speech_segments, self.m.raised)
+            out.append((JOB_TRANSITION, self._job(event, 1, 2, "completed", orjson.dumps(document).decode())))
         return out
+
+    def _job(
+        self, event: Mapping[str, Any], before: int, after: int, reason: str, results: str | None = None
+    ) -> Record:
+        return {
+            "job_id": int(self.call_id),
+            "cid": int(event["cid"]),
+            "from_status": before,
+            "to_status": after,
+            "at": _ms(event["occurred_at"]),
+            "reason": reason,
+            "metadata": {},
+            "results": results,
+        }
 
     # ------------------------------------------------------------ analytics and rules
 
@@ -216,6 +245,7 @@ class CallPipeline:
         for role, produced in steps.items():
             track = self.tracks[role]
             out += [(SPEECH_SEGMENT, self._speech(cid, track, s)) for s in produced.segments]
+            self.m.speech_segments += len(produced.segments)
             out += [(SPEECH_SEGMENT, self._level(cid, track, a)) for a in produced.activity]
             out += [(PROSODY_INTERIM, self._interim(cid, w)) for w in produced.windows if w.outputs()]
             levels += [self._level_interval(track, a) for a in produced.activity]
@@ -268,7 +298,9 @@ class CallPipeline:
         return self._count(alerts)
 
     def _count(self, alerts: list[Record]) -> list[Output]:
-        self.m.alerts += sum(1 for a in alerts if a["status"] == "RAISED")
+        raised = [a for a in alerts if a["status"] == "RAISED"]
+        self.m.alerts += len(raised)
+        self.m.raised += [_alert_summary(a) for a in raised]
         return [(ALERT, a) for a in alerts]
 
     # ------------------------------------------------------------ records
@@ -399,6 +431,9 @@ class CallPipeline:
             "ended": m.ended,
             "last_audio_wall_ms": m.last_audio_wall_ms,
             "records": m.records,
+            "job_status": m.job_status,
+            "speech_segments": m.speech_segments,
+            "raised": m.raised,
             "decoders": {k: d.to_state() for k, d in self.decoders.items()},
             "track_roles": dict(self.track_roles),
             "tracks": {k: t.to_state() for k, t in self.tracks.items()},
@@ -416,6 +451,9 @@ class CallPipeline:
             ended=bool(state["ended"]),
             last_audio_wall_ms=state["last_audio_wall_ms"],
             records=int(state["records"]),
+            job_status=state["job_status"],
+            speech_segments=int(state["speech_segments"]),
+            raised=list(state["raised"]),
         )
         self.decoders = {k: TrackDecoder.from_state(v) for k, v in dict(state["decoders"]).items()}
         self.track_roles = {str(k): str(v) for k, v in dict(state["track_roles"]).items()}
@@ -459,6 +497,25 @@ def _roles(track: str, role: str, channels: int) -> list[str]:
 def track_ms(track: RoleTrack, found: Any) -> tuple[int, int]:
     """[start, end) in media ms of something a detector found (sample offsets at the track's rate)."""
     return track.ms(found.start_sample), track.ms(found.end_sample)
+
+
+def job_results(metrics: Mapping[str, Any], speech_segments: int, raised: list[Record]) -> Record:
+    """A job's result document: the Oliver ``basic`` block, the call metrics, counts and the alerts raised."""
+    return {
+        "basic": orjson.loads(metrics["basic"]),
+        "metrics": {k: v for k, v in metrics.items() if k not in ("call_id", "cid", "basic", "final")},
+        "segments": speech_segments,
+        "alerts": raised,
+    }
+
+
+def _alert_summary(alert: Mapping[str, Any]) -> Record:
+    return {"rule_id": alert["rule_id"], "kind": alert["rule_kind"], "st": alert["start_ms"] / 1000,
+            "et": alert["end_ms"] / 1000}  # fmt: skip
+
+
+def _is_oliver_job(event: Mapping[str, Any]) -> bool:
+    return event["source"] == "OLIVER" and str(event["call_id"]).isdigit()
 
 
 def _open(since: int | None) -> tuple[rules.Run, ...]:

@@ -6,7 +6,7 @@ outputs keyed by call id: alerts to calls.alerts, everything else to calls.speec
 cannot be decoded or analysed go to the dead-letter topic with the reason; the worker goes on.
 
 The worker runs Faust's exactly-once processing, and the agent makes sure the call's state, its
-outputs and the input's offset commit in one Kafka transaction (see ``persist``), so a worker
+outputs and the input's offset commit in one Kafka transaction (``agents.outputs``), so a worker
 killed mid-call resumes from the last committed state and neither loses nor repeats an output.
 
 Absence of media is the one wall-clock rule. The agent remembers, in memory, when each of its live
@@ -25,12 +25,12 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import faust
-import orjson
 from aiokafka import AIOKafkaProducer
 
+from processors.agents.outputs import TransactionalOutputs
 from processors.pipeline import CallPipeline, PipelineError
 from processors.session import SessionError
-from schemas import ALERT, SchemaError
+from schemas import SchemaError
 
 if TYPE_CHECKING:
     from processors.app import WorkerContext
@@ -50,7 +50,6 @@ def register(ctx: WorkerContext) -> None:
         partitions=app.conf.topic_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    changelog = calls.changelog_topic.get_topic_name()
 
     async def dead_letter(event: Any, reason: str) -> None:
         where = f"{event.message.topic}/{event.message.partition}/{event.message.offset}"
@@ -60,30 +59,12 @@ def register(ctx: WorkerContext) -> None:
 
     quiet = QuietCalls()
 
-    def transaction(event: Any) -> str:
-        """The Kafka transaction Faust commits the input's offset in (one per input partition)."""
-        return f"{app.conf.id}-{app.assignor.group_for_topic(event.message.topic)}-{event.message.partition}"
+    outputs_ = TransactionalOutputs(app, topics, codec)
 
     async def persist(event: Any, call_id: str, state: dict[str, Any], outputs: list[tuple[str, Any]]) -> None:
-        """Write the call's state and its outputs in the transaction that commits the input's offset.
-
-        faust-streaming's exactly-once mode commits a transaction without first flushing the table's
-        buffered changelog writes, and sends records to topics it does not consume outside any
-        transaction; both could split a record's effects across a crash. So the state goes into the
-        local store directly and, with every output, straight to the input partition's transactional
-        producer: a crash then rolls back the offset, the state and the outputs together.
-        """
-        producer: Any = app.producer
-        tid = transaction(event)
-        calls.data[call_id] = state
-        await producer.send(
-            changelog, orjson.dumps(call_id), orjson.dumps(state), event.message.partition, None, None,
-            transactional_id=tid,
-        )  # fmt: skip
-        for name, record in outputs:
-            target = topics.alerts if name == ALERT else topics.speech
-            value = codec.encode(name, record)
-            await producer.send(target, call_id.encode(), value, None, None, None, transactional_id=tid)
+        """The call's state and its outputs, in the transaction that commits the input (see agents.outputs)."""
+        await outputs_.save(event, calls, call_id, state)
+        await outputs_.emit(event, call_id, outputs)
 
     working = WorkingPipelines()
 
