@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -207,6 +209,40 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
         await consumer.stop()
         await stop_producer(producer, settings.produce_timeout_s)
         store.close()
+
+
+@cli.command()
+def rules(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Rules file (JSON), see docs/rules.md")],
+) -> None:
+    """Publish a tenant's alert rules from a file to the rules topic (workers pick them up at once)."""
+    from processors.rules.model import RuleError, parse_file, to_record
+
+    s = _settings()
+    try:
+        rule_set = parse_file(path.read_text(encoding="utf-8"))
+    except RuleError as exc:
+        typer.echo(f"{path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    asyncio.run(_publish_rules(s, _bootstrap(s), rule_set.cid, to_record(rule_set, int(time.time() * 1000))))
+    typer.echo(f"published {len(rule_set.rules)} rule(s) of tenant {rule_set.cid} at version {rule_set.version}")
+
+
+async def _publish_rules(settings: Settings, bootstrap: str, cid: int, record: dict[str, object]) -> None:
+    from infra.kafka_clients import make_producer, stop_producer
+    from infra.topics import Topics, ensure_topics
+    from schemas import RULE_SET, AvroCodec
+
+    topics = Topics.from_settings(settings)
+    await ensure_topics(
+        bootstrap, topics.specs(), partitions=settings.topic_partitions, replication=settings.topic_replication
+    )
+    producer = make_producer(bootstrap, settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.rules, AvroCodec.default().encode(RULE_SET, record), key=str(cid).encode())
+    finally:
+        await stop_producer(producer, settings.produce_timeout_s)
 
 
 def main() -> None:
