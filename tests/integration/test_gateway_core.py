@@ -47,3 +47,22 @@ def test_unavailable_response_picks_the_longest_registered_prefix(settings: Sett
     assert ctx.unavailable_response("/v1/voicecallsession/streamCallSession").body == b'{"who":"cresta"}'
     assert ctx.unavailable_response("/v1/other").body == b'{"who":"v1"}'
     assert ctx.unavailable_response("/client/1/process/stream") is None
+
+
+def test_openapi_describes_every_http_endpoint_of_the_four_vendor_apis(settings: Settings) -> None:
+    spec = create_gateway(GatewayContext.build(settings, sink=None)).openapi()  # type: ignore[arg-type]
+    assert {(path, method) for path, ops in spec["paths"].items() for method in ops} == {
+        ("/healthz", "get"),
+        ("/client/{cid}/process/audio", "post"),
+        ("/client/{cid}/process/stream", "post"),
+        ("/mediaservice/{domain}/{name}", "post"),
+        ("/v1/clients/{cid}/calls/{call_id}/commands/{op}", "post"),
+        ("/calls/{call_control_id}/actions/{action}", "post"),
+        ("/v2/calls/{call_control_id}/actions/{action}", "post"),
+        ("/v1/voicecallsession/streamCallSession", "post"),
+        ("/v1/voicecallsession/streamCallSessionAudio", "post"),
+        ("/v1/voicecallsession/{profile}/sessionEvent:process", "post"),
+    }
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert op.get("summary") or op.get("description"), f"{method.upper()} {path} is undocumented"
