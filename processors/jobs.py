@@ -188,10 +188,12 @@ def run_file(
     outputs: list[tuple[str, Record]] = []
     for name, record in file_records(call_id, cid, decoded, roles, origin_ms):
         outputs += pipe.on_record(name, record)
-    return FileRun(outputs, results(outputs, decoded))
+    return FileRun(outputs, results(outputs, pipe.signals(), decoded))
 
 
-def results(outputs: list[tuple[str, Record]], decoded: DecodedFile | None = None) -> Record:
+def results(
+    outputs: list[tuple[str, Record]], signals: Mapping[str, Any], decoded: DecodedFile | None = None
+) -> Record:
     """The job's result document (as a streaming job's, see ``job_results``), plus the file's facts."""
     final = next((r for n, r in reversed(outputs) if n == CALL_METRICS and r["final"]), None)
     if final is None:
@@ -202,7 +204,7 @@ def results(outputs: list[tuple[str, Record]], decoded: DecodedFile | None = Non
         for n, r in outputs
         if n == ALERT and r["status"] == "RAISED"
     ]
-    doc = job_results(final, segments, raised)
+    doc = job_results(final, segments, raised, signals)
     if decoded is not None:
         doc["file"] = {"format": decoded.format, "sample_rate": decoded.sample_rate, "channels": len(decoded.channels)}
     return doc

@@ -27,7 +27,15 @@ import orjson
 from processors.analytics import basic, talk
 from processors.analytics.errors import AnalyticsError
 from processors.analytics.sweep import Interruption, Monologue, Role, Run, TalkConfig
-from processors.analytics.tally import Detection, DetectionKind, SignalTally, add_detection
+from processors.analytics.tally import (
+    Detection,
+    DetectionKind,
+    LevelReading,
+    SignalTally,
+    add_detection,
+    add_level,
+    summary,
+)
 from processors.analytics.totals import open_runs, totals
 from processors.audio.activity import ActivitySummary
 from processors.audio.errors import AudioError
@@ -218,7 +226,7 @@ class CallPipeline:
         out.append((CALL_METRICS, metrics))
         if self.m.job_status == 1:
             self.m.job_status = 2
-            document = job_results(metrics, self.m.speech_segments, self.m.raised)
+            document = job_results(metrics, self.m.speech_segments, self.m.raised, self.signals())
             out.append((JOB_TRANSITION, self._job(event, 1, 2, "completed", orjson.dumps(document).decode())))
         return out
 
@@ -249,6 +257,12 @@ class CallPipeline:
             out += [(SPEECH_SEGMENT, self._level(cid, track, a)) for a in produced.activity]
             out += [(PROSODY_INTERIM, self._interim(cid, w)) for w in produced.windows if w.outputs()]
             levels += [self._level_interval(track, a) for a in produced.activity]
+            if role in STEREO_ROLES:
+                for a in produced.activity:
+                    reading = LevelReading(
+                        Role(role), a.start_sample, a.end_sample, a.level.rms_dbfs, a.level.peak_dbfs
+                    )
+                    self.m.tally = add_level(self.m.tally, reading)
             levels += self._tones(track, produced.tones)
             if role in STEREO_ROLES:
                 for s in produced.segments:
@@ -474,6 +488,10 @@ class CallPipeline:
     def ended(self) -> bool:
         return self.m.ended
 
+    def signals(self) -> dict[str, Any]:
+        """Beep and ring-back times, DTMF digits, clipping and levels per role found so far."""
+        return summary(self.m.tally)
+
     @property
     def records(self) -> int:
         """How many records (and ticks that changed something) this call's state has seen."""
@@ -499,13 +517,17 @@ def track_ms(track: RoleTrack, found: Any) -> tuple[int, int]:
     return track.ms(found.start_sample), track.ms(found.end_sample)
 
 
-def job_results(metrics: Mapping[str, Any], speech_segments: int, raised: list[Record]) -> Record:
-    """A job's result document: the Oliver ``basic`` block, the call metrics, counts and the alerts raised."""
+def job_results(
+    metrics: Mapping[str, Any], speech_segments: int, raised: list[Record], signals: Mapping[str, Any]
+) -> Record:
+    """A job's result document: the Oliver ``basic`` block, the call metrics, counts, the alerts raised, and
+    the in-band signals (beep and ring-back times, DTMF digits, clipping and levels per role)."""
     return {
         "basic": orjson.loads(metrics["basic"]),
         "metrics": {k: v for k, v in metrics.items() if k not in ("call_id", "cid", "basic", "final")},
         "segments": speech_segments,
         "alerts": raised,
+        "signals": dict(signals),
     }
 
 

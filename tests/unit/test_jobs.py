@@ -147,7 +147,10 @@ def test_results_document(conversation: Conversation) -> None:
     assert doc["segments"] >= len(SCRIPT)
     assert {a["rule_id"] for a in doc["alerts"]} == {"dead-air", "overtalk"}
     assert doc["file"] == {"format": "wav", "sample_rate": RATE, "channels": 2}
-    assert results(run.outputs) == {k: v for k, v in doc.items() if k != "file"}
+    assert results(run.outputs, doc["signals"]) == {k: v for k, v in doc.items() if k != "file"}
+    assert set(doc["signals"]) == {"beeps", "rings", "dtmf", "clipping", "levels"}
+    assert set(doc["signals"]["levels"]) == {"agent", "customer"}
+    assert doc["signals"]["levels"]["agent"]["mean_dbfs"] < 0
 
 
 def test_agent_channel_can_be_the_second_one(conversation: Conversation) -> None:
