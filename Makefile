@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup jars run test lint unit clean
+.PHONY: setup jars run demo test lint unit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ jars: $(STAMP)
 ## run: start the local broker and every Switchboard process until Ctrl-C
 run: setup
 	$(BIN)/switchboard up
+
+## demo: like run, then play a few simulated calls and print their alerts and the API queries to try
+demo: setup
+	$(BIN)/switchboard up --demo
 
 ## lint: ruff, mypy --strict, import-linter layering contracts
 lint: $(STAMP)

@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -79,8 +80,15 @@ def _wait_http(url: str, timeout_s: float, children: list[Child]) -> None:
     raise SupervisorError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
-def run_up(settings: Settings, echo: Callable[[str], object] = print) -> int:
-    """Run everything until SIGINT/SIGTERM; return the exit code."""
+def run_up(
+    settings: Settings,
+    echo: Callable[[str], object] = print,
+    on_ready: Callable[[str, str, str, str], object] | None = None,
+) -> int:
+    """Run everything until SIGINT/SIGTERM; return the exit code.
+
+    ``on_ready(gateway_url, api_url, bootstrap, key of client 1)`` runs in a daemon thread once all is up.
+    """
     say: Callable[[str], object] = echo
     stop = {"requested": False}
 
@@ -141,6 +149,9 @@ def run_up(settings: Settings, echo: Callable[[str], object] = print) -> int:
             say(f"Development API key for client 1: {api_key}")
             say(f"  curl -H 'Authorization: Bearer {api_key}' {api}/v1/clients/1/calls/<call_id>")
         say("Press Ctrl-C to stop everything.")
+        key = api_key or (settings.api_keys[1].get_secret_value() if 1 in settings.api_keys else "")
+        if on_ready is not None:
+            threading.Thread(target=on_ready, args=(gateway, api, bootstrap, key), daemon=True).start()
         while not stop["requested"]:
             for child in children:
                 code = child.exit_code()
