@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -42,11 +43,21 @@ def _migrations() -> Path:
 
 
 @cli.command()
-def up() -> None:
+def up(
+    demo: Annotated[bool, typer.Option(help="Once up, play a few simulated calls and print their alerts")] = False,
+) -> None:
     """Start the local broker (unless SWITCHBOARD_KAFKA_BOOTSTRAP is set), topics, and every process."""
     from infra.supervisor import run_up
 
-    raise typer.Exit(run_up(_settings(), echo=typer.echo))
+    s = _settings()
+    on_ready = None
+    if demo:
+        from infra.simulate.demo import play_demo
+
+        def on_ready(gateway: str, api: str, bootstrap: str, key: str) -> None:
+            play_demo(s, gateway, api, bootstrap, key, typer.echo)
+
+    raise typer.Exit(run_up(s, echo=typer.echo, on_ready=on_ready))
 
 
 @cli.command()
@@ -119,7 +130,7 @@ def api() -> None:
     s = _settings()
     store = ClickHouseStore.open(s)
     apply_migrations(store, load_migrations(_migrations()))
-    uvicorn.run(create_app(s, store), host=s.api_host, port=s.api_port, log_level="info")
+    uvicorn.run(create_app(s, store, bootstrap=_bootstrap(s)), host=s.api_host, port=s.api_port, log_level="info")
 
 
 @cli.command()
@@ -186,7 +197,10 @@ async def _projector_main(settings: Settings, bootstrap: str, serve_api: bool) -
     if serve_api:
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings, store), host=settings.api_host, port=settings.api_port, log_level="info"
+                create_app(settings, store, projector=projector_, bootstrap=bootstrap),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="info",
             )
         )
     loop = asyncio.get_running_loop()
@@ -243,6 +257,55 @@ async def _publish_rules(settings: Settings, bootstrap: str, cid: int, record: d
         await producer.send_and_wait(topics.rules, AvroCodec.default().encode(RULE_SET, record), key=str(cid).encode())
     finally:
         await stop_producer(producer, settings.produce_timeout_s)
+
+
+@cli.command()
+def simulate(
+    calls: Annotated[int, typer.Option(help="Concurrent calls to play")] = 10,
+    duration: Annotated[float, typer.Option(help="Length of each call (s of real time)")] = 60.0,
+    ramp: Annotated[float, typer.Option(help="Seconds over which the calls start")] = 10.0,
+    gateway: Annotated[str | None, typer.Option(help="Gateway URL (default: SWITCHBOARD_GATEWAY_HOST/PORT)")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Tenant API key (default: the tenant's SWITCHBOARD_API_KEYS entry)")
+    ] = None,
+    cid: Annotated[int, typer.Option(help="Tenant (client id) of the calls")] = 1,
+    protocols: Annotated[
+        str, typer.Option(help="Comma list of telnyx, cresta, mediaservice")
+    ] = "telnyx,cresta,mediaservice",
+    policy_dir: Annotated[
+        Path | None, typer.Option(help="Write the mediaservice domain's policy here (the gateway's policy dir)")
+    ] = None,
+    domain: Annotated[str, typer.Option(help="Mediaservice domain of the calls")] = "simulate.switchboard.local",
+    callback_secret: Annotated[str | None, typer.Option(help="Mediaservice shared callback secret, if set")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write the report as JSON here")] = None,
+) -> None:
+    """Play N realistic concurrent calls through the gateway's vendor protocols and report."""
+    from infra.simulate import SimulateError
+    from infra.simulate.runner import Options, run
+    from infra.simulate.vendors import Target
+
+    s = _settings()
+    secret = key or (s.api_keys[cid].get_secret_value() if cid in s.api_keys else None)
+    if secret is None:
+        raise typer.BadParameter(f"no --key given and SWITCHBOARD_API_KEYS has no key for tenant {cid}")
+    url = (gateway or f"http://{s.gateway_host}:{s.gateway_port}").rstrip("/")
+    try:
+        options = Options(
+            calls=calls,
+            duration_s=duration,
+            ramp_s=ramp,
+            target=Target(url, secret, cid, domain, callback_secret),
+            protocols=tuple(p.strip() for p in protocols.split(",") if p.strip()),
+            policy_dir=policy_dir,
+        )
+        stats = asyncio.run(run(options, echo=typer.echo))
+    except SimulateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(stats.report())
+    if report is not None:
+        report.write_text(json.dumps(stats.summary(), indent=2), encoding="utf-8")
+    raise typer.Exit(1 if stats.failed else 0)
 
 
 def main() -> None:

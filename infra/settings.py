@@ -170,6 +170,20 @@ class Settings(BaseSettings):
     )
     monologue_bridge_ms: int = Field(default=1000, ge=0, description="Pauses shorter than this keep a monologue, ms.")
 
+    # --- read api --------------------------------------------------------------------------------
+    admin_keys: set[SecretStr] = Field(
+        default_factory=set,
+        description='Bearer keys allowed to run read-only SQL (POST /v1/sql) over all tenants, as JSON: ["<key>"]. '
+        "Empty: the SQL endpoint refuses every request.",
+    )
+    sql_max_execution_s: int = Field(default=10, ge=1, le=600, description="Time limit of one read-only SQL query, s.")
+    sql_max_rows: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Rows one read-only SQL query may return (more: an error)."
+    )
+    alert_stream_keepalive_s: float = Field(
+        default=15.0, gt=0, le=300, description="An idle alert stream (SSE) sends a comment line this often, s."
+    )
+
     # --- security --------------------------------------------------------------------------------
     api_keys: dict[int, SecretStr] = Field(
         default_factory=dict,

@@ -28,7 +28,9 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._projector = projector
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._projector.flush([(tp.topic, tp.partition) for tp in revoked])
+        partitions = [(tp.topic, tp.partition) for tp in revoked]
+        await self._projector.flush(partitions)
+        self._projector.forget(partitions)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("projector assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
@@ -53,6 +55,8 @@ class Projector:
         self._deadletter = deadletter
         self.rows_written = 0
         self.dead_lettered = 0
+        self._committed: dict[tuple[str, int], int] = {}
+        self._lag: dict[tuple[str, int], int] = {}
 
     def listener(self) -> ConsumerRebalanceListener:
         """Pass to ``consumer.subscribe(..., listener=...)`` so revoked partitions are flushed first."""
@@ -64,12 +68,46 @@ class Projector:
             fetched = await self._consumer.getmany(timeout_ms=poll_ms)
             now = _now_ms()
             for tp, messages in fetched.items():
+                if messages:  # where this partition's uncommitted range starts
+                    self._committed.setdefault((tp.topic, tp.partition), messages[0].offset)
                 for message in messages:
                     row = await self._to_row(message)
                     self._batcher.add(tp.topic, tp.partition, message.offset, row, now)
             for batch in self._batcher.due(_now_ms()):
                 await self._write(batch)
+            await self._measure_lag()
         await self.flush()
+        await self._measure_lag()
+
+    def forget(self, partitions: list[tuple[str, int]]) -> None:
+        """Drop what this projector knows of partitions it no longer owns (their new owner reports them)."""
+        for key in partitions:
+            self._committed.pop(key, None)
+            self._lag.pop(key, None)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records each assigned (topic, partition) is behind, as of the last poll.
+
+        Lag = the partition's last stable offset (its end, for read_committed) minus the offset this
+        projector committed there last (before its first commit: the first offset it fetched; before
+        any fetch: its position), so rows fetched but not yet written still count as lag.
+        """
+        return dict(self._lag)
+
+    async def _measure_lag(self) -> None:
+        assigned = self._consumer.assignment()
+        lag = {}
+        for tp in assigned:
+            end = self._consumer.last_stable_offset(tp)
+            if end is None:
+                end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            done = self._committed.get((tp.topic, tp.partition))
+            if done is None:
+                done = await self._consumer.position(tp)
+            lag[(tp.topic, tp.partition)] = max(0, end - done)
+        self._lag = lag
 
     async def flush(self, partitions: list[tuple[str, int]] | None = None) -> None:
         """Write and commit every pending batch (of ``partitions``, or all)."""
@@ -110,6 +148,7 @@ class Projector:
             await asyncio.to_thread(self._store.insert, table, rows, columns[table])
             self.rows_written += len(rows)
         await self._consumer.commit({TopicPartition(batch.topic, batch.partition): batch.commit_offset})
+        self._committed[(batch.topic, batch.partition)] = batch.commit_offset
 
 
 def _now_ms() -> float:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from schemas import ALERT, CALL_EVENT, JOB_TRANSITION, SPEECH_SEGMENT, union_branch
+from schemas import ALERT, CALL_EVENT, CALL_METRICS, JOB_TRANSITION, PROSODY_INTERIM, SPEECH_SEGMENT, union_branch
 
 CALL_EVENT_COLUMNS = (
     "cid",
@@ -69,11 +69,51 @@ ALERT_COLUMNS = (
     "kafka_offset",
 )
 
+# call_metrics also has a MATERIALIZED ``version`` column computed by ClickHouse (not inserted).
+CALL_METRICS_COLUMNS = (
+    "cid",
+    "call_id",
+    "watermark_ms",
+    "final",
+    "talk_agent_ms",
+    "talk_customer_ms",
+    "silence_ms",
+    "overtalk_ms",
+    "hold_ms",
+    "interruptions_agent",
+    "interruptions_customer",
+    "longest_monologue_agent_ms",
+    "longest_monologue_customer_ms",
+    "speaker_changes",
+    "talk_ratio",
+    "beeps",
+    "rings",
+    "dtmf",
+    "alerts",
+    "basic",
+    "kafka_partition",
+    "kafka_offset",
+)
+PROSODY_INTERIM_COLUMNS = (
+    "cid",
+    "call_id",
+    "role",
+    "start_ms",
+    "end_ms",
+    "intensity",
+    "vocal_variety",
+    "speaking_rate",
+    "kafka_partition",
+    "kafka_offset",
+)
+
 TABLES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     CALL_EVENT: ("call_events", CALL_EVENT_COLUMNS),
     SPEECH_SEGMENT: ("speech_segments", SPEECH_SEGMENT_COLUMNS),
     JOB_TRANSITION: ("job_transitions", JOB_TRANSITION_COLUMNS),
     ALERT: ("alerts", ALERT_COLUMNS),
+    CALL_METRICS: ("call_metrics", CALL_METRICS_COLUMNS),
+    PROSODY_INTERIM: ("prosody_interims", PROSODY_INTERIM_COLUMNS),
 }
 
 
@@ -146,4 +186,14 @@ def to_row(name: str, record: Mapping[str, Any], partition: int, offset: int) ->
             partition,
             offset,
         ]
+    if name in (CALL_METRICS, PROSODY_INTERIM):
+        table, columns = TABLES[name]
+        return table, [*_fields(name, record, columns[:-2]), partition, offset]
     raise RowError(f"no projection for {name} records")
+
+
+def _fields(name: str, record: Mapping[str, Any], fields: tuple[str, ...]) -> list[Any]:
+    missing = [f for f in fields if f not in record]
+    if missing:
+        raise RowError(f"{name} record lacks {', '.join(missing)}")
+    return [record[f] for f in fields]

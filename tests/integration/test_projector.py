@@ -166,8 +166,7 @@ async def test_projects_dead_letters_and_survives_a_full_replay(settings: Settin
     assert (job["status"], job["statusmsg"], job["transitions"]) == (2, "completed", 3)
     assert job["metadata"] == {"channels": "2", "agentId": "a-9", "mode": "batch"}
     assert job["results"] == '{"basic": {"totalduration": 61.5}}'
-    utc0 = T0.replace(tzinfo=None)  # clickhouse-connect returns UTC columns as naive datetimes
-    assert (job["created_at"], job["started_at"], job["finished_at"]) == (utc0, utc0 + S(2), utc0 + S(40))
+    assert (job["created_at"], job["started_at"], job["finished_at"]) == (T0, T0 + S(2), T0 + S(40))
     assert queries.job(store, 2, JOB) is None  # another tenant's job is invisible
     alerts = views["alerts"]
     assert [(a["alert_id"], a["status"], a["start_ms"], a["end_ms"]) for a in alerts] == [

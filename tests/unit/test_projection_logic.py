@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 
 from projections.batch import Batcher, PendingBatch
-from projections.rows import CALL_EVENT_COLUMNS, SPEECH_SEGMENT_COLUMNS, TABLES, RowError, to_row
-from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, COMMAND, JOB_TRANSITION, SPEECH_SEGMENT, AvroCodec
+from projections.rows import CALL_EVENT_COLUMNS, CALL_METRICS_COLUMNS, SPEECH_SEGMENT_COLUMNS, TABLES, RowError, to_row
+from schemas import (
+    ALERT,
+    AUDIO_CHUNK,
+    CALL_EVENT,
+    CALL_METRICS,
+    COMMAND,
+    JOB_TRANSITION,
+    PROSODY_INTERIM,
+    SPEECH_SEGMENT,
+    AvroCodec,
+)
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 T1 = datetime(2025, 3, 1, 10, 0, 2, tzinfo=UTC)
@@ -262,10 +272,14 @@ def _sql_columns(table: str) -> list[str]:
     return [line.split()[0] for line in body.group(1).strip().splitlines()]
 
 
-@pytest.mark.parametrize("name", [CALL_EVENT, SPEECH_SEGMENT, JOB_TRANSITION, ALERT])
+@pytest.mark.parametrize("name", [CALL_EVENT, SPEECH_SEGMENT, JOB_TRANSITION, ALERT, PROSODY_INTERIM])
 def test_columns_match_the_migration(name: str) -> None:
     table, columns = TABLES[name]
     assert _sql_columns(table) == list(columns)
+
+
+def test_call_metrics_columns_match_the_migration_plus_its_computed_version() -> None:
+    assert _sql_columns("call_metrics") == [*CALL_METRICS_COLUMNS, "version"]
 
 
 def test_job_transition_and_alert_rows() -> None:
@@ -300,3 +314,44 @@ def test_job_transition_and_alert_rows() -> None:
         "alerts",
         [1, "c", "a", "r", "dead_air", "INFO", "CLEARED", 1, 2, 3, {"k": "v"}, 0, 7],
     )
+
+
+METRICS = {
+    "call_id": "c", "cid": 3, "watermark_ms": 60_000, "final": True, "talk_agent_ms": 21_000,
+    "talk_customer_ms": 17_000, "silence_ms": 9000, "overtalk_ms": 1200, "hold_ms": 15_000,
+    "interruptions_agent": 2, "interruptions_customer": 1, "longest_monologue_agent_ms": 7000,
+    "longest_monologue_customer_ms": 5000, "speaker_changes": 12, "talk_ratio": 0.5526, "beeps": 0, "rings": 1,
+    "dtmf": "12#", "alerts": 2, "basic": '{"totalduration": 61.5}',
+}  # fmt: skip
+
+
+def test_call_metrics_and_prosody_interim_rows() -> None:
+    assert to_row(CALL_METRICS, METRICS, 1, 70) == (
+        "call_metrics",
+        [3, "c", 60_000, True, 21_000, 17_000, 9000, 1200, 15_000, 2, 1, 7000, 5000, 12, 0.5526, 0, 1, "12#", 2,
+         '{"totalduration": 61.5}', 1, 70],
+    )  # fmt: skip
+    interim = {"call_id": "c", "cid": 3, "role": "AGENT", "start_ms": 3000, "end_ms": 6000, "intensity": None,
+               "vocal_variety": 4, "speaking_rate": "fast"}  # fmt: skip
+    assert to_row(PROSODY_INTERIM, interim, 0, 5) == (
+        "prosody_interims",
+        [3, "c", "AGENT", 3000, 6000, None, 4, "fast", 0, 5],
+    )
+
+
+def test_decoded_call_metrics_and_interims_map_to_rows() -> None:
+    codec = AvroCodec.default()
+    window = {"call_id": "c", "cid": 3, "role": "CUSTOMER", "start_ms": 0, "end_ms": 3000}
+    rows = {}
+    for name, record in [(CALL_METRICS, METRICS), (PROSODY_INTERIM, window)]:
+        decoded = codec.decode(codec.encode(name, record))
+        table, row = to_row(decoded.name, decoded.record, 0, 1)
+        assert (table, len(row)) == (TABLES[name][0], len(TABLES[name][1]))
+        rows[table] = row
+    assert rows["prosody_interims"][5:8] == [None, None, None]  # outputs that could not be estimated stay null
+
+
+def test_record_missing_a_field_is_a_row_error_naming_it() -> None:
+    partial = {k: v for k, v in METRICS.items() if k not in ("dtmf", "basic")}
+    with pytest.raises(RowError, match=re.escape(f"{CALL_METRICS} record lacks dtmf, basic")):
+        to_row(CALL_METRICS, partial, 0, 0)
