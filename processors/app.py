@@ -11,6 +11,7 @@ import faust
 
 from infra.settings import Settings
 from infra.topics import Topics
+from processors import faust_fixes
 from processors.analytics.sweep import TalkConfig
 from processors.audio.segmenter import SegmenterParams
 from processors.audio.vad import SileroModel, VadConfig, shared_silero_model
@@ -59,6 +60,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
     from processors.agents.jobs import register as register_jobs
     from processors.agents.rules import register as register_rules
 
+    faust_fixes.apply()
     worker_dir = datadir or settings.data_dir / "worker"
     worker_dir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
