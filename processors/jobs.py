@@ -188,6 +188,7 @@ def run_file(
     outputs: list[tuple[str, Record]] = []
     for name, record in file_records(call_id, cid, decoded, roles, origin_ms):
         outputs += pipe.on_record(name, record)
+    outputs += pipe.finish()  # the whole file is in: complete at once
     return FileRun(outputs, results(outputs, pipe.signals(), decoded))
 
 

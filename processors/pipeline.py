@@ -46,10 +46,11 @@ from processors.rules import engine as rules
 from processors.rules.model import RuleSetDef
 from processors.session import CallState, Phase, payload_type, segment_id, step
 from processors.tracks import MediaConfig, RoleTrack, Tones, TrackStep
-from schemas import ALERT, AUDIO_CHUNK, CALL_METRICS, JOB_TRANSITION, PROSODY_INTERIM, SPEECH_SEGMENT
+from schemas import ALERT, AUDIO_CHUNK, CALL_METRICS, JOB_TRANSITION, PROSODY_INTERIM, SPEECH_SEGMENT, union_branch
 
 Record = dict[str, Any]
 Output = tuple[str, Record]
+END_GRACE_MS = 5000  # an ended call completes once its audio has been quiet this long (worker clock)
 TRACK_ROLES = {"inbound": "CUSTOMER", "outbound": "AGENT", "agent": "AGENT", "customer": "CUSTOMER"}
 STEREO_ROLES = ("AGENT", "CUSTOMER")
 
@@ -84,6 +85,8 @@ class _Memory:
     job_status: int | None = None  # Oliver streaming job (call id = pid): the last status this call reported
     speech_segments: int = 0
     raised: list[Record] = field(default_factory=list)  # RAISED alerts, summarised for a job's results
+    ending: Record | None = None  # the CallEnded event, while the call's last audio may still be on its way
+    ending_seen_ms: int | None = None  # when the end was seen (worker clock), for the grace period
 
 
 class CallPipeline:
@@ -132,9 +135,20 @@ class CallPipeline:
         except (AudioError, AnalyticsError) as exc:
             raise PipelineError(f"call {self.call_id}: {type(exc).__name__}: {exc}") from exc
 
+    def finish(self) -> list[Output]:
+        """Complete an ended call now (all its audio is known to be in: a file, a replay, a test)."""
+        if self.m.ending is None or self.m.ended:
+            return []
+        self.m.records += 1
+        return self._end(self.m.ending)
+
     def on_tick(self, now_ms: int) -> list[Output]:
-        """Wall-clock check for ``no_media``: no audio for a while on an active call."""
+        """Wall-clock checks: an ended call completes once its audio stayed quiet for ``END_GRACE_MS``;
+        an active call with no audio for a while raises ``no_media``."""
         last = self.m.last_audio_wall_ms
+        if self.m.ending is not None and not self.m.ended:
+            quiet_since = max(last or 0, self.m.ending_seen_ms or 0)
+            return self.finish() if now_ms - quiet_since >= END_GRACE_MS else []
         if self.m.ended or last is None or self.m.session.phase is not Phase.ACTIVE:
             return []
         self.m.rules, alerts = rules.absence(
@@ -195,8 +209,11 @@ class CallPipeline:
             self._talk(talk.HoldStarted(at))
         elif kind == "CallResumed" and self.m.talk.on_hold:
             self._talk(talk.HoldEnded(max(at, self.m.talk.holds[-1].start)))
-        elif kind == "CallEnded" and not self.m.ended:
-            return self._end(event)
+        elif kind == "CallEnded" and self.m.ending is None and not self.m.ended:
+            # Audio and events travel on different topics, so the call's last audio may be processed after
+            # its end: the call completes on finish() or once its audio has been quiet (on_tick).
+            self.m.ending = dict(event)
+            self.m.ending_seen_ms = max(_ms(event["received_at"]), self._now_ms or 0)
         return []
 
     def _end(self, event: Mapping[str, Any]) -> list[Output]:
@@ -446,6 +463,8 @@ class CallPipeline:
             "last_audio_wall_ms": m.last_audio_wall_ms,
             "records": m.records,
             "job_status": m.job_status,
+            "ending": None if m.ending is None else _jsonable(m.ending),
+            "ending_seen_ms": m.ending_seen_ms,
             "speech_segments": m.speech_segments,
             "raised": m.raised,
             "decoders": {k: d.to_state() for k, d in self.decoders.items()},
@@ -466,6 +485,8 @@ class CallPipeline:
             last_audio_wall_ms=state["last_audio_wall_ms"],
             records=int(state["records"]),
             job_status=state["job_status"],
+            ending=state["ending"],
+            ending_seen_ms=state["ending_seen_ms"],
             speech_segments=int(state["speech_segments"]),
             raised=list(state["raised"]),
         )
@@ -483,6 +504,13 @@ class CallPipeline:
     def last_audio_wall_ms(self) -> int | None:
         """Receive time (UTC ms) of the call's latest audio."""
         return self.m.last_audio_wall_ms
+
+    @property
+    def quiet_since_ms(self) -> int | None:
+        """Since when (worker clock, ms) nothing arrived that a wall-clock check waits for: the latest audio,
+        or the end of the call if that came later. None while there is nothing to watch."""
+        times = [t for t in (self.m.last_audio_wall_ms, self.m.ending_seen_ms) if t is not None]
+        return max(times) if times else None
 
     @property
     def ended(self) -> bool:
@@ -538,6 +566,19 @@ def _alert_summary(alert: Mapping[str, Any]) -> Record:
 
 def _is_oliver_job(event: Mapping[str, Any]) -> bool:
     return event["source"] == "OLIVER" and str(event["call_id"]).isdigit()
+
+
+def _jsonable(event: Mapping[str, Any]) -> Record:
+    """The fields of a CallEnded event the completion needs, in JSON-able form."""
+    kind, payload = union_branch(event["payload"])
+    return {
+        "call_id": event["call_id"],
+        "cid": event["cid"],
+        "source": event["source"],
+        "occurred_at": _ms(event["occurred_at"]),
+        "received_at": _ms(event["received_at"]),
+        "payload": (f"io.switchboard.calls.{kind}", dict(payload)),
+    }
 
 
 def _open(since: int | None) -> tuple[rules.Run, ...]:

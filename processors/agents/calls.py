@@ -86,6 +86,7 @@ def register(ctx: WorkerContext) -> None:
         if outputs:
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
+        quiet.saw(call_id, int(tick["cid"]), pipe.quiet_since_ms, pipe.ended)
 
     @app.agent(source, name="calls")
     async def process_calls(stream: Any) -> None:
@@ -106,7 +107,7 @@ def register(ctx: WorkerContext) -> None:
                 continue
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
-            quiet.saw(call_id, int(decoded.record["cid"]), pipe.last_audio_wall_ms, pipe.ended)
+            quiet.saw(call_id, int(decoded.record["cid"]), pipe.quiet_since_ms, pipe.ended)
 
     async def send_ticks() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions

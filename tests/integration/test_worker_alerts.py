@@ -201,6 +201,7 @@ def reference(records: list[tuple[str, dict]], origin: int) -> list[dict[str, An
     for name, record in records:
         decoded = AvroCodec.default().decode(AvroCodec.default().encode(name, record)).record
         out += [codec.decode(codec.encode(n, r)).record for n, r in pipe.on_record(name, decoded) if n == ALERT]
+    out += [codec.decode(codec.encode(n, r)).record for n, r in pipe.finish() if n == ALERT]
     return out
 
 

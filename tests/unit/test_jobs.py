@@ -119,7 +119,7 @@ def streamed(conv: Conversation, call_id: str, sizes: list[int]) -> list[tuple[s
         {**event, "event_id": "e", "occurred_at": end, "received_at": end,
          "payload": ("io.switchboard.calls.CallEnded", {"reason": "hangup"})},
     )  # fmt: skip
-    return out
+    return out + pipe.finish()
 
 
 def comparable(outputs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 from processors.audio.g711 import ulaw_encode
 from processors.audio.segmenter import SegmenterParams
 from processors.audio.vad import VadConfig
-from processors.pipeline import CallPipeline, PipelineConfig
+from processors.pipeline import END_GRACE_MS, CallPipeline, PipelineConfig
 from processors.rules.model import RuleSetDef, parse_rule
 from processors.tracks import MediaConfig
 from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, CALL_METRICS, PROSODY_INTERIM, SPEECH_SEGMENT, AvroCodec
@@ -100,7 +100,8 @@ def run(
             state = json.loads(json.dumps(pipe.to_state()))
             pipe = CallPipeline(CALL, config, RULES, state=state)
         out += pipe.on_record(name, record)
-    return out
+    assert not any(r.get("final") for n, r in out if n == CALL_METRICS)  # the end waits for late audio ...
+    return out + pipe.finish()  # ... until told all audio is in
 
 
 def of(outputs: list[tuple[str, dict[str, Any]]], name: str, **match: Any) -> list[dict[str, Any]]:
@@ -175,3 +176,22 @@ def test_state_round_trips_after_every_record_change_nothing_with_silero(call: C
     config = PipelineConfig(media=MediaConfig(vad=VadConfig(engine="silero"), segmenter=SegmenterParams()))
     short = build(SCRIPT[:2], seconds=8.0)
     assert run(short, [1600], config, round_trip=True) == run(short, [1600], config)
+
+
+def test_an_ended_call_waits_for_its_late_audio_then_completes_on_a_quiet_tick(call: Conversation) -> None:
+    base = int(T0.timestamp() * 1000) + 40_000  # the worker's clock, after every chunk's receive time
+    recs = records(call, [1600])
+    end = recs.pop()  # CallEnded arrives (on its own topic) before the last two seconds of audio
+    late, recs = recs[-20:], recs[:-20]
+    pipe = CallPipeline(CALL, PipelineConfig(), RULES)
+    for name, record in [*recs, end]:
+        pipe.on_record(name, record, now_ms=base)
+    assert pipe.on_tick(base + END_GRACE_MS - 1) == []  # still inside the grace period
+    for name, record in late:
+        out = pipe.on_record(name, record, now_ms=base + 3_000)
+        assert not any(n == CALL_METRICS and r["final"] for n, r in out)
+    assert pipe.on_tick(base + 3_000 + END_GRACE_MS - 1) == []  # the late audio restarted the grace period
+    done = pipe.on_tick(base + 3_000 + END_GRACE_MS)
+    final = [r for n, r in done if n == CALL_METRICS and r["final"]]
+    assert len(final) == 1 and final[0]["watermark_ms"] == 32_000  # the late audio counted
+    assert pipe.ended and pipe.on_tick(base + 60_000) == [] and pipe.finish() == []
