@@ -467,9 +467,10 @@ class CallPipeline:
             "ending_seen_ms": m.ending_seen_ms,
             "speech_segments": m.speech_segments,
             "raised": m.raised,
-            "decoders": {k: d.to_state() for k, d in self.decoders.items()},
-            "track_roles": dict(self.track_roles),
-            "tracks": {k: t.to_state() for k, t in self.tracks.items()},
+            # A completed call keeps only its facts: decoders and tracks (the bulk of the state) are done with.
+            "decoders": {} if m.ended else {k: d.to_state() for k, d in self.decoders.items()},
+            "track_roles": {} if m.ended else dict(self.track_roles),
+            "tracks": {} if m.ended else {k: t.to_state() for k, t in self.tracks.items()},
         }
 
     def _restore(self, state: Mapping[str, Any]) -> None:
