@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ from processors.audio.stream import TrackDecoder
 from processors.audio.vad import SileroModel
 from processors.rules import engine as rules
 from processors.rules.model import RuleSetDef
-from processors.session import CallState, Phase, payload_type, segment_id, step
+from processors.session import CallState, Phase, epoch_ms, payload_type, segment_id, step
 from processors.tracks import MediaConfig, RoleTrack, Tones, TrackStep
 from schemas import ALERT, AUDIO_CHUNK, CALL_METRICS, JOB_TRANSITION, PROSODY_INTERIM, SPEECH_SEGMENT, union_branch
 
@@ -164,7 +163,7 @@ class CallPipeline:
             return []
         out: list[Output] = []
         if self.m.origin_ms is None:
-            self.m.origin_ms = _ms(chunk["received_at"]) - int(chunk["start_sample"]) * 1000 // int(
+            self.m.origin_ms = epoch_ms(chunk["received_at"]) - int(chunk["start_sample"]) * 1000 // int(
                 chunk["sample_rate"]
             )
         if self.m.rules.raised:
@@ -172,7 +171,7 @@ class CallPipeline:
                 self.rule_set, self.m.rules, self._ref(), at_ms=self._media_end_ms()
             )
             out += self._count(cleared)
-        self.m.last_audio_wall_ms = max(_ms(chunk["received_at"]), self._now_ms or 0)
+        self.m.last_audio_wall_ms = max(epoch_ms(chunk["received_at"]), self._now_ms or 0)
         decoder = self._decoder(chunk)
         samples = decoder.decode(bytes(chunk["payload"]))
         rate = decoder.output_rate or int(chunk["sample_rate"])
@@ -201,7 +200,7 @@ class CallPipeline:
 
     def _event(self, event: Mapping[str, Any]) -> list[Output]:
         kind = payload_type(event)
-        at = self._media_ms_of(_ms(event["occurred_at"]))
+        at = self._media_ms_of(epoch_ms(event["occurred_at"]))
         if kind == "StreamStarted" and _is_oliver_job(event) and self.m.job_status is None:
             self.m.job_status = 1
             return [(JOB_TRANSITION, self._job(event, 0, 1, "processing"))]
@@ -213,7 +212,7 @@ class CallPipeline:
             # Audio and events travel on different topics, so the call's last audio may be processed after
             # its end: the call completes on finish() or once its audio has been quiet (on_tick).
             self.m.ending = dict(event)
-            self.m.ending_seen_ms = max(_ms(event["received_at"]), self._now_ms or 0)
+            self.m.ending_seen_ms = max(epoch_ms(event["received_at"]), self._now_ms or 0)
         return []
 
     def _end(self, event: Mapping[str, Any]) -> list[Output]:
@@ -255,7 +254,7 @@ class CallPipeline:
             "cid": int(event["cid"]),
             "from_status": before,
             "to_status": after,
-            "at": _ms(event["occurred_at"]),
+            "at": epoch_ms(event["occurred_at"]),
             "reason": reason,
             "metadata": {},
             "results": results,
@@ -576,8 +575,8 @@ def _jsonable(event: Mapping[str, Any]) -> Record:
         "call_id": event["call_id"],
         "cid": event["cid"],
         "source": event["source"],
-        "occurred_at": _ms(event["occurred_at"]),
-        "received_at": _ms(event["received_at"]),
+        "occurred_at": epoch_ms(event["occurred_at"]),
+        "received_at": epoch_ms(event["received_at"]),
         "payload": (f"io.switchboard.calls.{kind}", dict(payload)),
     }
 
@@ -588,9 +587,3 @@ def _open(since: int | None) -> tuple[rules.Run, ...]:
 
 def _schema_role(role: str) -> str:
     return role if role in ("AGENT", "CUSTOMER", "BOT", "SUPERVISOR") else "UNSPECIFIED"
-
-
-def _ms(value: Any) -> int:
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)

@@ -258,7 +258,7 @@ def _apply_event(state: CallState, event: Mapping[str, Any]) -> Step:
 
 def _tell(session: Session, before: Phase, after: Phase, event: Mapping[str, Any]) -> Session:
     """What the event adds to the session facts (first value wins for identity fields)."""
-    at = _ms(event["occurred_at"])
+    at = epoch_ms(event["occurred_at"])
     kind, payload = union_branch(event["payload"])
     changes: dict[str, Any] = {}
     if kind in ("CallStarted", "CallAnswered"):
@@ -288,7 +288,7 @@ def _tell(session: Session, before: Phase, after: Phase, event: Mapping[str, Any
     return replace(session, **changes)
 
 
-def _ms(value: Any) -> int:
+def epoch_ms(value: Any) -> int:
     """UTC ms of a decoded timestamp-millis (datetime) or an int already in ms."""
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)

@@ -44,6 +44,13 @@ class Consumed:
     headers: dict[str, bytes]
 
 
+def consumed(msg: Any) -> Consumed:
+    """A fetched Kafka message, decoded."""
+    decoded = CODEC.decode(msg.value)
+    key = msg.key.decode() if msg.key else ""
+    return Consumed(key, decoded.name, decoded.record, {k: bytes(v) for k, v in msg.headers})
+
+
 async def read_topic(
     bootstrap: str, topic: str, count: int, timeout_s: float = 15.0, *, committed_only: bool = False
 ) -> list[Consumed]:
@@ -66,16 +73,7 @@ async def read_topic(
             while len(out) < count:
                 batches = await consumer.getmany(timeout_ms=200)
                 for messages in batches.values():
-                    for msg in messages:
-                        decoded = CODEC.decode(msg.value)
-                        out.append(
-                            Consumed(
-                                key=msg.key.decode() if msg.key else "",
-                                name=decoded.name,
-                                record=decoded.record,
-                                headers={k: bytes(v) for k, v in msg.headers},
-                            )
-                        )
+                    out += [consumed(msg) for msg in messages]
     except TimeoutError:
         raise AssertionError(f"expected {count} records on {topic}, got {len(out)}: {out}") from None
     finally:
@@ -236,10 +234,7 @@ async def read_to_end(bootstrap: str, topic: str, *, committed_only: bool = True
         async with asyncio.timeout(30):
             while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
                 for messages in (await consumer.getmany(timeout_ms=200)).values():
-                    for msg in messages:
-                        decoded = CODEC.decode(msg.value)
-                        key = msg.key.decode() if msg.key else ""
-                        out.append(Consumed(key, decoded.name, decoded.record, {k: bytes(v) for k, v in msg.headers}))
+                    out += [consumed(msg) for msg in messages]
     finally:
         await consumer.stop()
     return out

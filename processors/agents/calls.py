@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from aiokafka import AIOKafkaProducer
 
+from processors.agents.deadletter import dead_letter_sender
 from processors.agents.outputs import TransactionalOutputs
 from processors.pipeline import CallPipeline, PipelineError
 from processors.session import SessionError
@@ -36,7 +36,6 @@ from schemas import SchemaError
 if TYPE_CHECKING:
     from processors.app import WorkerContext
 
-log = logging.getLogger(__name__)
 TICK_S = 1.0
 RESCAN_TICKS = 30  # every 30 ticks the quiet-call list is completed from the table
 
@@ -45,7 +44,6 @@ def register(ctx: WorkerContext) -> None:
     """Register the call agent and its table on ``ctx.app``."""
     app, topics, codec = ctx.app, ctx.topics, ctx.codec
     source = app.topic(topics.events, topics.audio, topics.ticks, key_type=bytes, value_type=bytes)
-    deadletter = app.topic(topics.deadletter, key_type=bytes, value_type=bytes)
     calls = app.Table(
         "calls",
         default=None,
@@ -53,11 +51,7 @@ def register(ctx: WorkerContext) -> None:
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
 
-    async def dead_letter(event: Any, reason: str) -> None:
-        where = f"{event.message.topic}/{event.message.partition}/{event.message.offset}"
-        log.warning("dead-lettering %s: %s", where, reason)
-        headers = {"reason": reason.encode(), "source": where.encode(), "stage": b"worker.calls"}
-        await deadletter.send(key=event.key, value=event.value, headers=headers)
+    dead_letter = dead_letter_sender(app, topics.deadletter, "worker.calls")
 
     quiet = QuietCalls()
 

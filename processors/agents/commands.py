@@ -22,6 +22,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from infra.kafka_clients import make_producer, stop_producer
+from processors.agents.deadletter import dead_letter_sender
 from processors.commands import CommandError, CommandsState, Dispatch, Record, complete, step
 from processors.dispatch import TIMEOUT, Dispatcher, JwtSigner
 from schemas import COMMAND_RESULT, SchemaError
@@ -40,7 +41,6 @@ def register(ctx: WorkerContext, settings: Settings) -> None:
     app, topics, codec = ctx.app, ctx.topics, ctx.codec
     source = app.topic(topics.events, topics.commands, key_type=bytes, value_type=bytes)
     results = app.topic(topics.commands, key_type=bytes, value_type=bytes)
-    deadletter = app.topic(topics.deadletter, key_type=bytes, value_type=bytes)
     table = app.Table(
         "commands",
         default=None,
@@ -49,11 +49,7 @@ def register(ctx: WorkerContext, settings: Settings) -> None:
     )
     bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
 
-    async def dead_letter(event: Any, reason: str) -> None:
-        where = f"{event.message.topic}/{event.message.partition}/{event.message.offset}"
-        log.warning("dead-lettering %s: %s", where, reason)
-        headers = {"reason": reason.encode(), "source": where.encode(), "stage": b"worker.commands"}
-        await deadletter.send(key=event.key, value=event.value, headers=headers)
+    dead_letter = dead_letter_sender(app, topics.deadletter, "worker.commands")
 
     async def record(result: Record) -> None:
         await results.send(key=str(result["call_id"]).encode(), value=codec.encode(COMMAND_RESULT, result))
