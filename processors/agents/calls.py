@@ -21,7 +21,6 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from processors.app import WorkerContext
 
 TICK_S = 1.0
-RESCAN_TICKS = 30  # every 30 ticks the quiet-call list is completed from the table
 
 
 def register(ctx: WorkerContext) -> None:
@@ -109,12 +107,8 @@ def register(ctx: WorkerContext) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions
         await producer.start()
         try:
-            rounds = 0
             while True:
                 await asyncio.sleep(TICK_S)
-                if rounds % RESCAN_TICKS == 0:  # after a restart or a rebalance, calls known only to the table
-                    quiet.rescan(calls.items())
-                rounds += 1
                 now = time.time_ns() // 1_000_000
                 for call_id, cid in quiet.due(now):
                     tick = json.dumps({"call_id": call_id, "cid": cid, "now_ms": now}).encode()
@@ -168,15 +162,6 @@ class QuietCalls:
             self._last.pop(call_id, None)
         elif last_audio_ms is not None:
             self._last[call_id] = (cid, last_audio_ms)
-
-    def rescan(self, states: Iterable[tuple[str, Any]]) -> None:
-        """Watch every unfinished call of the local table partitions (a restarted worker knows them only there)."""
-        for call_id, state in states:
-            if not state or state.get("ended"):
-                continue
-            since = [t for t in (state.get("last_audio_wall_ms"), state.get("ending_seen_ms")) if t is not None]
-            if since and call_id not in self._last:
-                self._last[call_id] = (int((state.get("session") or {}).get("cid") or 0), max(since))
 
     def due(self, now_ms: int) -> list[tuple[str, int]]:
         """Calls quiet for at least a tick interval."""

@@ -86,21 +86,6 @@ def test_quiet_calls_are_due_a_tick_after_a_second_without_audio() -> None:
     assert quiet.due(20_000) == [("b", 2)]
 
 
-def test_quiet_calls_are_completed_from_the_table_after_a_restart() -> None:
-    quiet = QuietCalls()
-    quiet.saw("known", 1, last_audio_ms=5_000, ended=False)
-    table = [
-        ("known", {"session": {"cid": 1}, "last_audio_wall_ms": 1, "ending_seen_ms": None, "ended": False}),
-        ("ending", {"session": {"cid": 2}, "last_audio_wall_ms": 8_000, "ending_seen_ms": 9_000, "ended": False}),
-        ("silent", {"session": {"cid": 3}, "last_audio_wall_ms": None, "ending_seen_ms": None, "ended": False}),
-        ("done", {"session": {"cid": 4}, "last_audio_wall_ms": 1_000, "ending_seen_ms": 2_000, "ended": True}),
-        ("gone", None),
-    ]
-    quiet.rescan(table)
-    assert sorted(quiet.due(20_000)) == [("ending", 2), ("known", 1)]
-    assert quiet.due(9_500) == [("known", 1)]  # the rescan did not overwrite what the worker saw itself
-
-
 def test_a_completed_call_keeps_only_its_facts() -> None:
     from tests.speech import Utterance, build
     from tests.unit.test_pipeline import CALL, RULES, records
