@@ -134,6 +134,14 @@ class CallPipeline:
         except (AudioError, AnalyticsError) as exc:
             raise PipelineError(f"call {self.call_id}: {type(exc).__name__}: {exc}") from exc
 
+    def resume(self, now_ms: int) -> None:
+        """A pipeline rebuilt from its table state (after a restart or a rebalance): the audio that arrived
+        meanwhile may still be in the backlog, so the wall-clock waits (no_media, completion) start again now."""
+        if self.m.last_audio_wall_ms is not None:
+            self.m.last_audio_wall_ms = max(self.m.last_audio_wall_ms, now_ms)
+        if self.m.ending_seen_ms is not None:
+            self.m.ending_seen_ms = max(self.m.ending_seen_ms, now_ms)
+
     def finish(self) -> list[Output]:
         """Complete an ended call now (all its audio is known to be in: a file, a replay, a test)."""
         if self.m.ending is None or self.m.ended:

@@ -68,6 +68,8 @@ def register(ctx: WorkerContext) -> None:
         pipe = working.get(call_id, state)
         if pipe is None:
             pipe = CallPipeline(call_id, ctx.pipeline, rules, state=state, silero=ctx.silero)
+            if state is not None:
+                pipe.resume(time.time_ns() // 1_000_000)
         return pipe.with_rules(rules)
 
     async def on_tick(event: Any) -> None:

@@ -100,3 +100,19 @@ def test_a_completed_call_keeps_only_its_facts() -> None:
     assert done["tracks"] == {} and done["decoders"] == {} and len(json.dumps(done)) < len(live) / 4
     again = CallPipeline(CALL, PipelineConfig(), RULES, state=json.loads(json.dumps(done)))
     assert again.ended and again.finish() == [] and again.on_tick(10**13) == []
+
+
+def test_a_resumed_pipeline_starts_its_wall_clock_waits_again() -> None:
+    from tests.speech import Utterance, build
+    from tests.unit.test_pipeline import CALL, RULES, records
+
+    conv = build([Utterance("AGENT", 0.2, "Thank you for calling")], seconds=2.0)
+    pipe = CallPipeline(CALL, PipelineConfig(), RULES)
+    for name, record in records(conv, [1600])[:-1]:  # the call is still going
+        pipe.on_record(name, record)
+    last = pipe.last_audio_wall_ms
+    assert last is not None
+    again = CallPipeline(CALL, PipelineConfig(), RULES, state=json.loads(json.dumps(pipe.to_state())))
+    again.resume(last + 60_000)  # restarted a minute later, its backlog not yet read
+    assert again.last_audio_wall_ms == last + 60_000
+    assert again.on_tick(last + 60_500) == []  # no no_media for audio that may still be queued
