@@ -45,6 +45,10 @@ def _migrations() -> Path:
 @cli.command()
 def up(
     demo: Annotated[bool, typer.Option(help="Once up, play a few simulated calls and print their alerts")] = False,
+    demo_calls: Annotated[int, typer.Option(min=1, help="Calls the demo plays (Telnyx and Cresta in turn)")] = 4,
+    demo_seconds: Annotated[
+        float, typer.Option(min=20.0, help="Length of each demo call (s); dead air from 30 s, a hold from 40 s")
+    ] = 50.0,
 ) -> None:
     """Start the local broker (unless SWITCHBOARD_KAFKA_BOOTSTRAP is set), topics, and every process."""
     from infra.supervisor import run_up
@@ -55,7 +59,7 @@ def up(
         from infra.simulate.demo import play_demo
 
         def on_ready(gateway: str, api: str, bootstrap: str, key: str) -> None:
-            play_demo(s, gateway, api, bootstrap, key, typer.echo)
+            play_demo(s, gateway, api, bootstrap, key, typer.echo, calls=demo_calls, seconds=demo_seconds)
 
     raise typer.Exit(run_up(s, echo=typer.echo, on_ready=on_ready))
 

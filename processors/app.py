@@ -80,6 +80,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         processing_guarantee="exactly_once",
+        broker_commit_interval=settings.worker_commit_interval_s,
     )
     pipeline = pipeline_config(settings)
     ctx = WorkerContext(

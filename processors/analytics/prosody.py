@@ -3,8 +3,12 @@
 ``feed`` takes one participant's int16 mono samples chunk by chunk and returns a ``WindowResult``
 for every 3 s window it completes; windows are counted in samples from the track's first sample
 (``origin_sample``), so the result does not depend on how the audio was chunked. ``flush`` at the
-end of the track measures the last, shorter window. The state (origin, completed windows and the
-partial window's samples) is serialisable with to_dict/from_dict.
+end of the track measures the last, shorter window. The state stays small (a few KB): each 10 ms frame
+of the window being filled is reduced to its features (``measures.FRAME_FEATURES``, 17 bytes) as soon as
+its 30 ms + YIN-lag span is complete, and only the samples from the next frame's start on (less than one
+span: 375 samples at 8 kHz, 748 at 16 kHz) are kept; the results are those of ``measures.measure_window``
+on the whole window. The state (origin, completed windows, frame features, tail samples) is serialisable
+with to_dict/from_dict; from_dict also reads the older format that kept the partial window's samples.
 
 Scores (integers 0..10, rounded half up, clipped), see ``processors.analytics.measures`` for the measures:
 - intensity = (active_dbfs + 50) / 4: -50 dBFS -> 0, -30 dBFS -> 5, -10 dBFS -> 10.
@@ -21,6 +25,7 @@ out, never null. The caller adds ``id``, ``pid`` and ``is_final``.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +35,14 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.analytics.errors import IllegalTransitionError, InvalidInputError
-from processors.analytics.measures import SAMPLE_RATES_HZ, Measures, measure_window
+from processors.analytics.measures import (
+    FRAME_FEATURES,
+    Measures,
+    frame_features,
+    framing_at,
+    hop_samples,
+    measure_frames,
+)
 from processors.analytics.sweep import Role
 
 WINDOW_MS = 3000
@@ -110,27 +122,39 @@ def oliver_interim(results: Sequence[WindowResult]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ProsodyState:
-    """One participant's analysis cursor: windows done since ``origin_sample`` and the partial window's samples."""
+    """One participant's analysis cursor: windows done since ``origin_sample``, then the window being filled."""
 
     role: Role
     sample_rate_hz: int
     origin_sample: int = 0
     windows_done: int = 0
-    partial: bytes = b""  # int16 little-endian samples of the window being filled
+    frames: bytes = b""  # measures.FRAME_FEATURES records of the window's complete frames, in order
+    tail: bytes = b""  # int16 little-endian samples from the next frame's start on (less than one span)
     flushed: bool = False
 
     def __post_init__(self) -> None:
-        if self.sample_rate_hz not in SAMPLE_RATES_HZ:
-            raise InvalidInputError(f"prosody supports {SAMPLE_RATES_HZ} Hz, not {self.sample_rate_hz} Hz")
+        span = framing_at(self.sample_rate_hz).span
+        if len(self.frames) % FRAME_FEATURES.itemsize:
+            raise InvalidInputError(f"prosody frames of {len(self.frames)} bytes are not whole records")
+        if len(self.tail) % 2 or len(self.tail) // 2 >= span:
+            raise InvalidInputError(f"prosody tail of {len(self.tail)} bytes is not under {span} int16 samples")
+        if self.window_fill > self.window_samples:
+            raise InvalidInputError(f"prosody frames and tail cover {self.window_fill} samples, over a window")
 
     @property
     def window_samples(self) -> int:
         return self.sample_rate_hz * WINDOW_MS // 1000
 
     @property
+    def window_fill(self) -> int:
+        """Samples fed into the window being filled."""
+        frames = len(self.frames) // FRAME_FEATURES.itemsize
+        return frames * hop_samples(self.sample_rate_hz) + len(self.tail) // 2
+
+    @property
     def cursor_sample(self) -> int:
         """Media sample just after the last sample fed."""
-        return self.origin_sample + self.windows_done * self.window_samples + len(self.partial) // 2
+        return self.origin_sample + self.windows_done * self.window_samples + self.window_fill
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,20 +162,41 @@ class ProsodyState:
             "sample_rate_hz": self.sample_rate_hz,
             "origin_sample": self.origin_sample,
             "windows_done": self.windows_done,
-            "partial": base64.b64encode(self.partial).decode("ascii"),
+            "frames": base64.b64encode(self.frames).decode("ascii"),
+            "tail": base64.b64encode(self.tail).decode("ascii"),
             "flushed": self.flushed,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProsodyState:
-        return cls(
+        """Read to_dict's output, or the older format with ``partial`` (the window's samples so far)."""
+        state = cls(
             role=Role(data["role"]),
             sample_rate_hz=int(data["sample_rate_hz"]),
             origin_sample=int(data["origin_sample"]),
             windows_done=int(data["windows_done"]),
-            partial=base64.b64decode(data["partial"], validate=True),
-            flushed=bool(data["flushed"]),
+            frames=_b64(data, "frames") if "partial" not in data else b"",
+            tail=_b64(data, "tail") if "partial" not in data else b"",
         )
+        if "partial" in data:
+            state = _resume_partial(state, _b64(data, "partial"))
+        return replace(state, flushed=bool(data["flushed"]))
+
+
+def _b64(data: Mapping[str, Any], key: str) -> bytes:
+    try:
+        return base64.b64decode(data[key], validate=True)
+    except (binascii.Error, TypeError) as e:
+        raise InvalidInputError(f"prosody state field {key!r} is not base64: {e}") from e
+
+
+def _resume_partial(state: ProsodyState, partial: bytes) -> ProsodyState:
+    """An old-format state: reduce the partial window's int16 samples to frame features and a tail."""
+    if len(partial) % 2 or len(partial) // 2 >= state.window_samples:
+        raise InvalidInputError(
+            f"old prosody partial window of {len(partial)} bytes is not under {state.window_samples} int16 samples"
+        )
+    return _absorb(state, np.frombuffer(partial, dtype="<i2").astype(np.int16))
 
 
 def feed(state: ProsodyState, samples: npt.NDArray[np.int16]) -> tuple[ProsodyState, list[WindowResult]]:
@@ -160,29 +205,37 @@ def feed(state: ProsodyState, samples: npt.NDArray[np.int16]) -> tuple[ProsodySt
         raise IllegalTransitionError(f"{state.role} prosody was flushed at sample {state.cursor_sample}")
     if samples.dtype != np.int16 or samples.ndim != 1:
         raise InvalidInputError(f"prosody takes 1-D int16 samples, got {samples.dtype} with shape {samples.shape}")
-    buffer = state.partial + samples.astype("<i2").tobytes()
-    size = state.window_samples * 2
-    results = []
-    done = state.windows_done
-    while len(buffer) >= size:
-        results.append(_result(state, done, np.frombuffer(buffer[:size], dtype="<i2").astype(np.int16)))
-        buffer = buffer[size:]
-        done += 1
-    return replace(state, windows_done=done, partial=buffer), results
+    results: list[WindowResult] = []
+    while True:
+        room = state.window_samples - state.window_fill
+        state, samples = _absorb(state, samples[:room]), samples[room:]
+        if state.window_fill < state.window_samples:
+            return state, results
+        results.append(_result(state))
+        state = replace(state, windows_done=state.windows_done + 1, frames=b"", tail=b"")
 
 
 def flush(state: ProsodyState) -> tuple[ProsodyState, list[WindowResult]]:
     """End of the track: the result of the last, partial window (none if it is empty)."""
     if state.flushed:
         return state, []
-    results = []
-    if state.partial:
-        samples = np.frombuffer(state.partial, dtype="<i2").astype(np.int16)
-        results.append(_result(state, state.windows_done, samples))
+    results = [_result(state)] if state.window_fill else []
     return replace(state, flushed=True), results
 
 
-def _result(state: ProsodyState, index: int, samples: npt.NDArray[np.int16]) -> WindowResult:
-    start = state.origin_sample + index * state.window_samples
-    measures = measure_window(samples, state.sample_rate_hz)
-    return WindowResult(state.role, start, start + samples.size, state.sample_rate_hz, measures)
+def _absorb(state: ProsodyState, samples: npt.NDArray[np.int16]) -> ProsodyState:
+    """Add samples that fit in the window being filled: every frame whose span completes becomes features."""
+    if samples.size == 0:
+        return state
+    buffer = np.concatenate((np.frombuffer(state.tail, dtype="<i2").astype(np.int16), samples))
+    features = frame_features(buffer, state.sample_rate_hz)
+    rest = buffer[features.size * hop_samples(state.sample_rate_hz) :]
+    return replace(state, frames=state.frames + features.tobytes(), tail=rest.astype("<i2").tobytes())
+
+
+def _result(state: ProsodyState) -> WindowResult:
+    """The measures of the window being filled, from its frame features."""
+    start = state.origin_sample + state.windows_done * state.window_samples
+    features = np.frombuffer(state.frames, dtype=FRAME_FEATURES)
+    measures = measure_frames(features)
+    return WindowResult(state.role, start, start + state.window_fill, state.sample_rate_hz, measures)
