@@ -2,10 +2,11 @@
 
 A batch job's ``queued`` transition (status 0, mode batch) makes the agent move it to processing,
 decode its file (``uri``: a file:// URI of the blob store) and run ``processors.jobs.run_file``
-in a thread, send the segments, metrics and alerts under the call id ``str(pid)``, and complete the
-job with its results (or fail it with the reason). Streaming jobs are completed by the call agent
-when their stream ends. Every transition the agent sees is folded into its job table; one it did
-not expect is logged and ignored. State, outputs and the input's offset commit together.
+in a thread, then send the processing transition, the segments, metrics and alerts under the call
+id ``str(pid)`` and the completion with its results (or the failure with the reason) in one go.
+Streaming jobs are completed by the call agent when their stream ends. Every transition the agent
+sees is folded into its job table; one it did not expect is logged and ignored. State, outputs and
+the input's offset commit together.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def register(ctx: WorkerContext) -> None:
     out = TransactionalOutputs(app, topics, codec)
 
     async def run(event: Any, job: JobState) -> JobState:
-        now = time.time_ns() // 1_000_000
-        await out.emit(event, str(job.job_id), [(JOB_TRANSITION, transition(job, Status.PROCESSING, now))])
+        # Nothing is sent until the file is analysed: a send opens the partition's transaction, and one
+        # held open across a long analysis outlives the producer's transaction timeout (60 s) and gets
+        # the worker fenced. PROCESSING keeps its start time and commits with the outcome.
+        processing = (JOB_TRANSITION, transition(job, Status.PROCESSING, time.time_ns() // 1_000_000))
         job = job.step(Status.PROCESSING)
+        now = time.time_ns() // 1_000_000
         try:
             decoded = await asyncio.to_thread(decode_file, blob_path(job.metadata.get("uri", "")))
             rules = ctx.rulebook.for_tenant(job.cid)
@@ -68,12 +72,11 @@ def register(ctx: WorkerContext) -> None:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("job %s failed: %s", job.job_id, reason)
             done = transition(job, Status.FAILED, time.time_ns() // 1_000_000, reason=reason)
-            await out.emit(event, str(job.job_id), [(JOB_TRANSITION, done)])
+            await out.emit(event, str(job.job_id), [processing, (JOB_TRANSITION, done)])
             return job.step(Status.FAILED)
-        await out.emit(event, str(job.job_id), result.outputs)
         document = orjson.dumps(result.results).decode()
         done = transition(job, Status.COMPLETED, time.time_ns() // 1_000_000, results=document)
-        await out.emit(event, str(job.job_id), [(JOB_TRANSITION, done)])
+        await out.emit(event, str(job.job_id), [processing, *result.outputs, (JOB_TRANSITION, done)])
         return job.step(Status.COMPLETED)
 
     @app.agent(source, name="jobs")
