@@ -1,9 +1,11 @@
 """Per-call state, as a pure state machine over CallEvents and AudioChunks (records as dicts).
 
-``step(state, record_name, record)`` returns a new frozen state and the records to emit; it never
-does I/O and never reads the clock. The phase transitions are a table; an illegal transition
-raises an error naming the phase and the event and leaves the state unchanged. Redelivered
-records (same event id, or an audio sequence already seen) are recognised and produce nothing.
+``step(state, record_name, record)`` returns a new frozen state and whether the record was a
+redelivery; it never does I/O and never reads the clock. Audio only moves its track's sequence
+cursor here: decoding is the media pipeline's (``processors.audio.stream``; a stateful codec such as
+G.722 cannot be decoded chunk by chunk in isolation). The phase transitions are a table; an illegal
+transition raises an error naming the phase and the event and leaves the state unchanged.
+Redelivered records (same event id, or an audio sequence already seen) are recognised.
 """
 
 from __future__ import annotations
@@ -15,11 +17,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from processors.audio.levels import measure
-from processors.audio.pcm import decode
-from schemas import AUDIO_CHUNK, CALL_EVENT, SPEECH_SEGMENT, union_branch
+from schemas import AUDIO_CHUNK, CALL_EVENT, union_branch
 
-LEVEL_DETECTOR = "level-meter:1"
 RECENT_EVENT_IDS = 32
 _ID_NAMESPACE = uuid.UUID("6f1d3c52-5b8e-4a51-9a0e-0b7c2f0d9a11")
 
@@ -83,10 +82,9 @@ PHASE_NEUTRAL = frozenset({"StreamStarted", "StreamStopped", "Dtmf", "RecordingR
 
 @dataclass(frozen=True)
 class TrackState:
-    """Per-track cursor: the last audio sequence accepted and where its media ended (samples)."""
+    """Per-track cursor: the last audio sequence accepted."""
 
     last_sequence: int = -1
-    end_sample: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ class CallState:
                 "end_reason": s.end_reason,
                 "holds": [list(h) for h in s.holds],
             },
-            "tracks": {k: [t.last_sequence, t.end_sample] for k, t in self.tracks.items()},
+            "tracks": {k: [t.last_sequence] for k, t in self.tracks.items()},
             "recent_event_ids": list(self.recent_event_ids),
             "duplicates": self.duplicates,
         }
@@ -183,7 +181,8 @@ class CallState:
             cid=data.get("cid"),
             phase=Phase(data.get("phase", Phase.NEW)),
             session=session,
-            tracks={k: TrackState(int(v[0]), int(v[1])) for k, v in dict(data.get("tracks", {})).items()},
+            # [sequence]; states written before 2026-11 also carry the track's end sample: ignored
+            tracks={k: TrackState(int(v[0])) for k, v in dict(data.get("tracks", {})).items()},
             recent_event_ids=tuple(data.get("recent_event_ids", ())),
             duplicates=int(data.get("duplicates", 0)),
         )
@@ -191,10 +190,9 @@ class CallState:
 
 @dataclass(frozen=True)
 class Step:
-    """Result of one step: the new state and the (record type, record) pairs to emit."""
+    """Result of one step: the new state, and whether the record was one already applied."""
 
     state: CallState
-    outputs: list[tuple[str, Record]] = field(default_factory=list)
     duplicate: bool = False
 
 
@@ -301,28 +299,8 @@ def _apply_audio(state: CallState, chunk: Mapping[str, Any]) -> Step:
     sequence = int(chunk["sequence"])
     if sequence <= track.last_sequence:
         return Step(replace(state, duplicates=state.duplicates + 1), duplicate=True)
-    samples = decode(str(chunk["codec"]), bytes(chunk["payload"]), int(chunk["channels"]))
-    start = int(chunk["start_sample"])
-    end = start + samples.shape[0]
-    level = measure(samples)
-    segment: Record = {
-        "segment_id": segment_id(state.call_id, track_name, "LEVEL", start),
-        "call_id": state.call_id,
-        "cid": chunk["cid"],
-        "track": track_name,
-        "role": chunk["role"],
-        "kind": "LEVEL",
-        "start_sample": start,
-        "end_sample": end,
-        "sample_rate": chunk["sample_rate"],
-        "rms_dbfs": level.rms_dbfs,
-        "peak_dbfs": level.peak_dbfs,
-        "speech_probability": None,
-        "detector": LEVEL_DETECTOR,
-        "voiced_fraction": None,
-    }
-    tracks = {**state.tracks, track_name: TrackState(last_sequence=sequence, end_sample=end)}
-    return Step(replace(state, cid=chunk["cid"], tracks=tracks), outputs=[(SPEECH_SEGMENT, segment)])
+    tracks = {**state.tracks, track_name: TrackState(last_sequence=sequence)}
+    return Step(replace(state, cid=chunk["cid"], tracks=tracks))
 
 
 def segment_id(call_id: str, track: str, kind: str, start_sample: int) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from processors.audio.g711 import ulaw_encode
+from processors.session import segment_id
 
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -57,3 +58,24 @@ def audio_chunk(call_id: str, cid: int, sequence: int, amplitude: float, frames:
 def sine_dbfs(amplitude: float) -> float:
     """RMS level of a sine of ``amplitude``, dBFS."""
     return 20 * math.log10(amplitude / math.sqrt(2) / 32768)
+
+
+def level_segment(call_id: str, cid: int, sequence: int, rms_dbfs: float, frames: int = 1600) -> dict[str, Any]:
+    """A LEVEL SpeechSegment of the customer's ``sequence``-th 200 ms interval, as the worker emits it."""
+    start = sequence * frames
+    return {
+        "segment_id": segment_id(call_id, "customer", "LEVEL", start),
+        "call_id": call_id,
+        "cid": cid,
+        "track": "customer",
+        "role": "CUSTOMER",
+        "kind": "LEVEL",
+        "start_sample": start,
+        "end_sample": start + frames,
+        "sample_rate": 8000,
+        "rms_dbfs": rms_dbfs,
+        "peak_dbfs": rms_dbfs + 3.0,
+        "speech_probability": None,
+        "detector": "level-meter:2",
+        "voiced_fraction": None,
+    }

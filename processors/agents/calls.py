@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from processors.app import WorkerContext
 
 TICK_S = 1.0
+log = logging.getLogger(__name__)
 
 
 def register(ctx: WorkerContext) -> None:
@@ -100,6 +102,11 @@ def register(ctx: WorkerContext) -> None:
             except (SchemaError, SessionError, PipelineError) as exc:
                 working.drop(call_id)  # it may be half-way through the record: rebuild from the table next time
                 await dead_letter(event, f"{type(exc).__name__}: {exc}")
+                continue
+            except Exception as exc:  # a bug met on one record must not crash-loop the agent and stall every call
+                log.exception("call %s: unexpected error on %s; dead-lettered", call_id, event.message)
+                working.drop(call_id)
+                await dead_letter(event, f"unexpected {type(exc).__name__}: {exc}")
                 continue
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)

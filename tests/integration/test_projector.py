@@ -13,12 +13,11 @@ from infra.kafka_clients import make_consumer, make_producer, stop_producer
 from infra.settings import Settings
 from infra.store import ClickHouseStore, apply_migrations, load_migrations
 from infra.topics import Topics, ensure_topics
-from processors.session import CallState, step
 from producers.sink import RecordSink
 from projections.batch import Batcher
 from projections.projector import Projector
-from schemas import ALERT, AUDIO_CHUNK, CALL_EVENT, JOB_TRANSITION, SPEECH_SEGMENT, AvroCodec
-from tests.factories import T0, audio_chunk, call_event
+from schemas import ALERT, CALL_EVENT, JOB_TRANSITION, SPEECH_SEGMENT, AvroCodec
+from tests.factories import T0, call_event, level_segment
 
 MIGRATIONS = Path(str(resources.files("projections").joinpath("migrations")))
 CALLS = [f"call-{i}" for i in range(6)]
@@ -72,13 +71,7 @@ ALERTS.append(_alert("occ-2", "RAISED", 50_000, 60_000))
 
 
 def _segments(call_id: str) -> list[dict[str, Any]]:
-    state = CallState(call_id=call_id)
-    out = []
-    for seq in range(CHUNKS_PER_CALL):
-        result = step(state, AUDIO_CHUNK, audio_chunk(call_id, 1, seq, 2000.0 * (seq + 1)))
-        state = result.state
-        out.extend(record for _, record in result.outputs)
-    return out
+    return [level_segment(call_id, 1, seq, -30.0 + seq) for seq in range(CHUNKS_PER_CALL)]
 
 
 async def _produce(settings: Settings, topics: Topics) -> None:

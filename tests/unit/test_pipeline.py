@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
+from infra.simulate.codecs import g722_encode
 from processors.audio.g711 import ulaw_encode
 from processors.audio.segmenter import SegmenterParams
 from processors.audio.vad import VadConfig
@@ -195,3 +197,36 @@ def test_an_ended_call_waits_for_its_late_audio_then_completes_on_a_quiet_tick(c
     final = [r for n, r in done if n == CALL_METRICS and r["final"]]
     assert len(final) == 1 and final[0]["watermark_ms"] == 32_000  # the late audio counted
     assert pipe.ended and pipe.on_tick(base + 60_000) == [] and pipe.finish() == []
+
+
+def g722_records(conv: Conversation, round_bytes: int = 1600) -> list[tuple[str, dict[str, Any]]]:
+    """The call as a Telnyx G.722 stream would give it: 16 kHz media, 200 ms (1,600-byte) chunks per track."""
+    out: list[tuple[str, dict[str, Any]]] = [(CALL_EVENT, event("CallStarted", 0))]
+    encoded = {"inbound": g722_encode(conv.customer), "outbound": g722_encode(conv.agent)}
+    for seq, at in enumerate(range(0, len(encoded["inbound"]), round_bytes)):
+        for track, payload in encoded.items():
+            record = audio(track, seq, 2 * at, np.zeros(0, dtype=np.int16))
+            record.update(codec="G722", sample_rate=16000, payload=payload[at : at + round_bytes])
+            record["received_at"] = T0 + timedelta(seconds=at / RATE)
+            out.append((AUDIO_CHUNK, record))
+    out.append((CALL_EVENT, event("CallEnded", conv.seconds, reason="hangup")))
+    return out
+
+
+def test_a_g722_call_is_analysed_like_its_g711_twin_across_restarts(call: Conversation) -> None:
+    reference = of(run(call, [1600]), CALL_METRICS, final=True)[0]
+    pipe = CallPipeline(CALL, PipelineConfig(), RULES)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, (name, record) in enumerate(g722_records(call)):
+        if i in (37, 101, 250):  # worker restarts: the G.722 decoders re-prime from the saved state
+            pipe = CallPipeline(CALL, PipelineConfig(), RULES, state=json.loads(json.dumps(pipe.to_state())))
+        out += pipe.on_record(name, record)
+    out += pipe.finish()
+    metrics = of(out, CALL_METRICS, final=True)[0]
+    assert metrics["watermark_ms"] == 32_000
+    for key in ("talk_agent_ms", "talk_customer_ms", "silence_ms"):
+        assert metrics[key] == pytest.approx(reference[key], abs=300), key
+    assert [a["status"] for a in of(out, ALERT, rule_id="dead-air")] == ["RAISED", "CLEARED"]
+    assert of(out, ALERT, rule_id="interrupt")[0]["details"]["by_role"] == "CUSTOMER"
+    speech = of(out, SPEECH_SEGMENT, kind="SPEECH")
+    assert {s["sample_rate"] for s in speech} == {16000}
