@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup jars run demo test lint unit clean
+.PHONY: setup jars run demo bench test lint unit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup
 ## demo: like run, then play a few simulated calls and print their alerts and the API queries to try
 demo: setup
 	$(BIN)/switchboard up --demo
+
+## bench: the full benchmark run (end to end, references, ~25 min on 2 cores) -> benchmarks/RESULTS.md
+bench: setup
+	$(BIN)/python benchmarks/run.py
 
 ## lint: ruff, mypy --strict, import-linter layering contracts
 lint: $(STAMP)

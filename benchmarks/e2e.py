@@ -155,7 +155,8 @@ class Sampler:
         self.lag = LagSeries()
         self.rss: dict[str, float] = {}
         self.began = time.monotonic()
-        self.cpu0 = {name: cpu_seconds(pid) for name, pid in s.pids.items()}
+        self.pids = {**s.pids, "load generator": os.getpid()}  # the simulator and this sampler share the machine
+        self.cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.ends0 = 0
 
     async def run(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> None:
@@ -169,13 +170,13 @@ class Sampler:
             lag = sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
             self.lag.add(time.monotonic() - self.began, lag)
             self.ends = sum(ends.values())
-            for name, pid in self.stack.pids.items():
+            for name, pid in self.pids.items():
                 with contextlib.suppress(OSError):
                     self.rss[name] = max(self.rss.get(name, 0.0), rss_mb(pid))
             await asyncio.sleep(1.0)
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self.cpu0[name] for name, pid in self.stack.pids.items()}
+        return {name: cpu_seconds(pid) - self.cpu0[name] for name, pid in self.pids.items()}
 
 
 class Tap:
@@ -237,7 +238,7 @@ async def step(s: Stack, calls: int, duration_s: float, ramp_s: float, profile_d
         sampler, tap = Sampler(s), Tap()
         tasks = [asyncio.create_task(sampler.run(admin, offsets)), asyncio.create_task(tap.follow(tap_consumer))]
         hold = (ramp_s + 2.0, duration_s - 1.0)
-        spy = _py_spy(s.pids.get("worker"), hold, profile_dir / f"worker-{calls}.raw", duration_s)
+        spy = asyncio.create_task(_py_spy(s.pids.get("worker"), hold, profile_dir / f"worker-{calls}.raw", duration_s))
         target = Target(s.gateway, KEY, 1, DOMAIN)
         options = Options(calls=calls, duration_s=duration_s, ramp_s=ramp_s, target=target,
                           policy_dir=s.settings.policies_path, progress_s=10.0)  # fmt: skip
@@ -283,8 +284,10 @@ def _by_self(rows: list[ProfileRow], top: int = 15) -> list[tuple[str, float, fl
 
 
 def _ours(rows: list[ProfileRow], top: int = 20) -> list[tuple[str, float, float]]:
-    """Switchboard's own functions by inclusive share (the framework's loop frames left out)."""
-    return [(r.function, r.own, r.inclusive) for r in rows if any(p in r.path for p in OUR_PACKAGES)][:top]
+    """Switchboard's own functions by inclusive share (the start-up frames every sample passes through left out)."""
+    ours = [r for r in rows if any(p in r.path for p in OUR_PACKAGES)]
+    work = [r for r in ours if not r.path.endswith("infra/cli.py") and not r.function.startswith("run_worker ")]
+    return [(r.function, r.own, r.inclusive) for r in work][:top]
 
 
 async def _drain(sampler: Sampler, limit_s: float) -> float | None:

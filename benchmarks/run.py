@@ -1,14 +1,17 @@
 """One command, one report: the references and Switchboard side by side, in the same run.
 
-Run:   /tmp/venv/bin/python benchmarks/run.py            (full; ~5 min on 2 cores, needs a Kafka broker)
-       /tmp/venv/bin/python benchmarks/run.py --smoke    (seconds; CI)
-Kafka: SWITCHBOARD_KAFKA_BOOTSTRAP (unique uuid topics are created and left behind).
+Run:   .venv/bin/python benchmarks/run.py            (full; ~25 min on 2 cores; `make bench`)
+       .venv/bin/python benchmarks/run.py --smoke    (a couple of minutes; CI)
+Kafka: SWITCHBOARD_KAFKA_BOOTSTRAP for the reference sections (unique uuid topics, left behind), or
+unset: a local broker is started for them. The end-to-end section starts its own `switchboard up`.
 Writes benchmarks/RESULTS.md and benchmarks/results.json (or --out DIR).
 
-Sections: conditions; Kafka ceiling (raw aiokafka produce/consume of 200 ms PCMU-sized records);
-G.711 (audioop vs ours); VAD speed (webrtcvad / Silero direct vs TrackVad); the worker's per-call
-pipeline in process (x real time per call -> calls per core) with a cProfile of where the time goes;
-VAD quality (full run only); what this run does not measure yet.
+Sections: conditions; end to end (concurrent calls sustained, latency, CPU and memory per process,
+worker profile: benchmarks/e2e.py); Kafka ceiling (raw aiokafka); Faust ceiling (pass-through agent
+vs raw loop: faust_ceiling.py); G.711 (audioop vs ours); VAD speed (webrtcvad / Silero direct vs
+TrackVad); the worker's per-call pipeline in process with a cProfile; uploaded-file job (1 h of
+stereo audio end to end: upload_job.py); store ceiling (chDB inserts vs the projector:
+store_ceiling.py); VAD quality (full run only).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import os
 import platform
 import pstats
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -36,9 +40,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import e2e as e2e_bench
+import faust_ceiling
 import g711 as g711_bench
+import store_ceiling
+import upload_job
 import vad as vad_bench
 
+from infra.broker import LocalBroker
+from infra.settings import Settings
 from infra.simulate.codecs import ulaw_encode
 from infra.simulate.plan import build_plan
 from infra.simulate.speech import RATE_HZ, Voice
@@ -46,15 +56,19 @@ from processors.audio import g711
 
 SECTIONS = (
     "Conditions",
+    "End to end",
     "Kafka ceiling",
+    "Faust ceiling",
     "G.711",
     "VAD speed",
     "Worker pipeline",
     "Profile",
+    "Uploaded-file job",
+    "Store ceiling",
     "VAD quality",
-    "Not measured in this run",
 )
-PACKAGES = ("numpy", "scipy", "aiokafka", "faust-streaming", "fastavro", "onnxruntime", "webrtcvad-wheels", "av")
+PACKAGES = ("numpy", "scipy", "aiokafka", "faust-streaming", "fastavro", "onnxruntime", "webrtcvad-wheels", "av",
+            "chdb", "clickhouse-connect", "py-spy")  # fmt: skip
 CHUNK = 1600  # 200 ms at 8 kHz: the gateway's record size
 
 
@@ -81,7 +95,11 @@ def conditions(smoke: bool) -> dict[str, Any]:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": sys.version.split()[0],
         "packages": versions,
-        "note": "shared 2-core machine: other work ran at the same time, so absolute numbers are pessimistic",
+        "note": os.environ.get(
+            "SWITCHBOARD_BENCH_NOTE",
+            "every process of the run (broker, gateway, worker, projector, load generator) shares these cores; "
+            "nothing else was meant to run, see the load average",
+        ),
     }
 
 
@@ -208,7 +226,6 @@ def call_records(seconds: float) -> list[tuple[str, dict[str, Any]]]:
 
 def pipeline_speed(seconds: float, engine: str, profile: bool) -> tuple[dict[str, Any], str]:
     """Feed one call through CallPipeline in process: x real time, calls per core, and optionally a profile."""
-    from infra.settings import Settings
     from processors.app import pipeline_config
     from processors.pipeline import CallPipeline
     from processors.rules.model import DEFAULT_RULES
@@ -271,18 +288,19 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Python {c['python']}; " + ", ".join(f"{k} {v}" for k, v in c["packages"].items()),
         f"- Note: {c['note']}",
         "",
+        e2e_bench.markdown(results["e2e"]),
         "## Kafka ceiling",
         "",
     ]
     k = results["kafka"]
-    lines += (
-        [f"Raw aiokafka, idempotent producer (acks=all), {k['records']} records of {k['record_bytes']} bytes "
-         f"(a 200 ms PCMU AudioChunk): produce {k['produce_records_per_s']:,} rec/s ({k['produce_mb_per_s']} MB/s), "
-         f"consume {k['consume_records_per_s']:,} rec/s ({k['consume_mb_per_s']} MB/s). At 10 records/s per "
-         f"two-track call, Kafka alone carries about {k['calls_at_produce_ceiling']:,} calls here."]
-        if isinstance(k, dict) else [str(k)]
-    )  # fmt: skip
-    lines += ["", "## G.711", "", "| case | ours | audioop | ours/audioop |", "|---|---|---|---|"]
+    lines += [
+        f"Raw aiokafka, idempotent producer (acks=all), {k['records']} records of {k['record_bytes']} bytes "
+        f"(a 200 ms PCMU AudioChunk): produce {k['produce_records_per_s']:,} rec/s ({k['produce_mb_per_s']} "
+        f"MB/s), consume {k['consume_records_per_s']:,} rec/s ({k['consume_mb_per_s']} MB/s). At 10 records/s "
+        f"per two-track call, Kafka alone carries about {k['calls_at_produce_ceiling']:,} calls here."
+    ]
+    lines += ["", faust_ceiling.markdown(results["faust"])]
+    lines += ["## G.711", "", "| case | ours | audioop | ours/audioop |", "|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['ours_ms']:.3f} ms | {r['audioop_ms']:.3f} ms | {r['ratio']:.2f}x |"
               for r in results["g711"]]  # fmt: skip
     lines += ["", "## VAD speed", "", results["vad_speed"], "", "## Worker pipeline", ""]
@@ -296,34 +314,48 @@ def markdown(results: dict[str, Any]) -> str:
             f"{p['x_real_time']}x | {p['calls_per_core']} | {', '.join(p['alert_kinds']) or '-'} |"
         )
     lines += ["", "## Profile", "", "cProfile of the webrtc pipeline run above, by cumulative time:", "", "```",
-              results["profile"], "```", "", "## VAD quality", "", results["vad_quality"], "",
-              "## Not measured in this run", ""]  # fmt: skip
-    lines += [f"- {item}" for item in results["not_measured"]]
+              results["profile"], "```", "", upload_job.markdown(results["upload_job"]),
+              store_ceiling.markdown(results["store"]),
+              "## VAD quality", "", results["vad_quality"]]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-NOT_MEASURED = (
-    "end to end through gateway + worker (max concurrent calls without growing consumer lag; p50/p95/p99 "
-    "packet-arrival -> speech segment / -> alert latency; CPU and memory per process): use "
-    "`switchboard simulate` against `switchboard up`; not yet automated here",
-    "pass-through Faust agent (framework ceiling)",
-    "chDB insert rate vs the projector",
-    "uploaded-file jobs (x real time for 1 h of stereo audio end to end)",
-)
+@contextlib.contextmanager
+def kafka_for_references() -> Iterator[str]:
+    """SWITCHBOARD_KAFKA_BOOTSTRAP, or a local broker started for the run and stopped after it."""
+    if os.environ.get("SWITCHBOARD_KAFKA_BOOTSTRAP"):
+        yield os.environ["SWITCHBOARD_KAFKA_BOOTSTRAP"]
+        return
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="sb-bench-kafka-") as workdir:
+        broker = LocalBroker(workdir=Path(workdir), jars_dir=settings.kafka_jars_dir, port=0,
+                             heap=settings.kafka_heap, start_timeout_s=settings.kafka_start_timeout_s)  # fmt: skip
+        broker.start()
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="seconds, for CI: tiny inputs, no VAD quality")
+    parser.add_argument("--smoke", action="store_true", help="minutes, for CI: tiny inputs, no VAD quality")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="report directory")
+    parser.add_argument("--calls", default="4,8,12,16,20,24,32,40", help="end-to-end ladder of concurrent calls")
     args = parser.parse_args()
     smoke: bool = args.smoke
-    bootstrap = os.environ.get("SWITCHBOARD_KAFKA_BOOTSTRAP")
     results: dict[str, Any] = {"conditions": conditions(smoke)}
-    if bootstrap:
+    print("end to end ...", flush=True)
+    ladder = [2] if smoke else [int(c) for c in args.calls.split(",")]
+    results["e2e"] = asyncio.run(e2e_bench.ladder(ladder, 12.0 if smoke else 60.0, 1.0 if smoke else 10.0))
+    with kafka_for_references() as bootstrap:
+        print("Kafka and Faust ceilings ...", flush=True)
         results["kafka"] = asyncio.run(kafka_ceiling(bootstrap, 500 if smoke else 50_000))
-    else:
-        results["kafka"] = "not measured: SWITCHBOARD_KAFKA_BOOTSTRAP is not set"
+        results["faust"] = asyncio.run(faust_ceiling.run(bootstrap, smoke))
+        print("uploaded-file job and store ceiling ...", flush=True)
+        results["upload_job"] = asyncio.run(upload_job.run(bootstrap, smoke))
+        results["store"] = asyncio.run(store_ceiling.run(bootstrap, smoke))
+    print("G.711, VAD, pipeline ...", flush=True)
     results["g711"] = g711_table()
     results["vad_speed"] = vad_speed(5 if smoke else 60)
     call_s = 10.0 if smoke else 300.0
@@ -331,7 +363,6 @@ def main() -> None:
     results["pipeline"] = [webrtc] + ([] if smoke else [pipeline_speed(call_s, "silero", profile=False)[0]])
     results["profile"] = profile
     results["vad_quality"] = "(full run only)" if smoke else vad_quality()
-    results["not_measured"] = list(NOT_MEASURED)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "RESULTS.md").write_text(markdown(results), encoding="utf-8")
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
