@@ -202,9 +202,9 @@ class Tap:
                 self.arrivals.add(r["call_id"], r["track"], r["start_sample"], r["sample_rate"], received_ms)
             elif decoded.name == SPEECH_SEGMENT and r["kind"] == "SPEECH":
                 end_ms = r["end_sample"] * 1000.0 / r["sample_rate"]
-                self.seen.append(Seen("segment", r["call_id"], end_ms, now_ms))
+                self.seen.append(Seen("segment", r["call_id"], end_ms, now_ms, float(message.timestamp)))
             elif decoded.name == ALERT and r["status"] == "RAISED" and r["rule_kind"] != "no_media":
-                self.seen.append(Seen("alert", r["call_id"], float(r["end_ms"]), now_ms))
+                self.seen.append(Seen("alert", r["call_id"], float(r["end_ms"]), now_ms, float(message.timestamp)))
 
 
 @contextlib.asynccontextmanager
@@ -367,6 +367,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {st['calls']} | {st['input_records_per_s']} | {'yes' if st['sustained'] else 'no'} | "
             f"{_pcts(seg)} | {_pcts(alert)} | {st['drain_s']} | {st['why']} |"
+        )
+    lines += ["", "The same latencies up to the moment the worker sent the output (its Kafka timestamp), before the "
+              "transaction that makes it visible commits:", "",
+              "| calls | segment sent p50/p95/p99 ms | alert sent p50/p95/p99 ms | segments | alerts |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for st in steps:
+        lat = st["latency_ms"]
+        lines.append(
+            f"| {st['calls']} | {_pcts(lat.get('segment produced', {}))} | {_pcts(lat.get('alert produced', {}))} "
+            f"| {lat.get('segment', {}).get('count', 0)} | {lat.get('alert', {}).get('count', 0)} |"
         )
     names = sorted({n for st in steps for n in st["cpu_pct"]})
     lines += ["", "CPU (% of one core, averaged over the step) and peak resident memory (MB) per process:", "",

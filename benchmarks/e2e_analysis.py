@@ -69,15 +69,18 @@ class Seen:
     call_id: str
     media_ms: float  # the decisive media time: segment end, alert threshold crossing
     visible_ms: float
+    produced_ms: float  # the record's Kafka timestamp: when the worker sent it (before its transaction commits)
 
 
 def latencies(seen: Iterable[Seen], arrivals: Arrivals) -> dict[str, list[float]]:
-    """Latency (ms) per kind; outputs whose audio was not seen are left out."""
+    """Latency (ms) per kind, to visible (``segment``) and to produced (``segment produced``); outputs whose
+    audio was not seen are left out."""
     out: dict[str, list[float]] = defaultdict(list)
     for s in seen:
         arrived = arrivals.at_call(s.call_id, s.media_ms)
         if arrived is not None:
             out[s.kind].append(s.visible_ms - arrived)
+            out[f"{s.kind} produced"].append(s.produced_ms - arrived)
     return dict(out)
 
 

@@ -40,11 +40,13 @@ def test_a_call_level_arrival_waits_for_the_later_track() -> None:
 
 def test_latencies_subtract_the_deciding_audio_and_skip_unknown_calls() -> None:
     seen = [
-        Seen("segment", "c1", 150.0, 1900.0),
-        Seen("alert", "c1", 250.0, 2290.0),
-        Seen("segment", "c9", 10.0, 5000.0),  # its audio was never seen
+        Seen("segment", "c1", 150.0, 1900.0, 1400.0),
+        Seen("alert", "c1", 250.0, 2290.0, 1390.0),
+        Seen("segment", "c9", 10.0, 5000.0, 4000.0),  # its audio was never seen
     ]
-    assert latencies(seen, _arrivals()) == {"segment": [700.0], "alert": [1000.0]}
+    assert latencies(seen, _arrivals()) == {
+        "segment": [700.0], "segment produced": [200.0], "alert": [1000.0], "alert produced": [100.0]
+    }  # fmt: skip
 
 
 def test_percentiles_of_nothing_and_of_a_hundred_values() -> None:
