@@ -1,15 +1,18 @@
 """Planned conversations: turns, dead air, overtalk, a monologue and a hold, with the alerts they must raise.
 
 A plan is built for a call length (s). Fixed sections are placed between stretches of ordinary
-turn-taking (0.6 s gaps, so no dead air there); each section is sized to cross the default rule
+turn-taking (0.6 s gaps, so no dead air there); each section is sized to cross its rule's
 threshold (docs/rules.md) when the call is long enough to hold it:
 
-| section | size | expected alert (default rules) | needs a call of at least |
+| section | size | expected alert (threshold) | needs a call of at least |
 |---|---|---|---|
 | dead air | 12 s of line noise | dead_air (10 s) | 30 s |
 | overtalk | both talk, overlapping >= 3.5 s | overtalk (3 s) | 20 s |
 | hold (Cresta calls) | 130 s, or 15 % of the call | long_hold (120 s) when 130 s | 40 s (alert: 200 s) |
-| monologue | the agent alone for 65 s, pauses < 1 s | monologue (60 s) | 100 s |
+| monologue | the agent alone for 65 s, pauses < 1 s | monologue (60 s)* | 100 s |
+
+* monologue is not among the default rules: it fires once a tenant publishes a monologue rule
+  (``switchboard rules``); the others are default rules.
 
 Times are media seconds from the start of the call; the tracks are int16 at 8 kHz over a noise floor.
 """
