@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         "to read_committed subscribers at most this long after they are computed. Lower is fresher; each commit "
         "costs a transaction round trip per assigned partition (Faust's own default is 2.8 s).",
     )
+    worker_call_retention_s: float = Field(
+        default=3600,
+        gt=0,
+        description="How long (s) a completed call's facts stay in the worker's calls table (and its changelog) "
+        "before they are deleted. Within it, a late or replayed record of the call is recognised as a duplicate; "
+        "after it, the record would start a new call. Bounds the table to the calls of this period.",
+    )
     projector_group: str = Field(default="switchboard-projector", description="Consumer group of the projector.")
     projector_batch_size: int = Field(default=1000, ge=1, description="Rows per partition before a batch is written.")
     projector_flush_ms: int = Field(default=500, ge=1, description="Oldest row age (ms) before a batch is written.")

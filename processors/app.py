@@ -33,6 +33,7 @@ class WorkerContext:
     rulebook: Rulebook = field(default_factory=Rulebook)
     silero: SileroModel | None = None
     rules_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    call_retention_ms: int = 3_600_000  # how long a completed call's facts stay in the calls table
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -90,6 +91,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
         bootstrap=bootstrap,
         pipeline=pipeline,
         silero=shared_silero_model() if pipeline.media.vad.engine == "silero" else None,
+        call_retention_ms=int(settings.worker_call_retention_s * 1000),
     )
     register(ctx)
     register_rules(ctx)

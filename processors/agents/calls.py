@@ -13,6 +13,10 @@ Absence of media is the one wall-clock rule. The agent remembers, in memory, whe
 calls last had audio; a timer sends a tick (internal JSON on calls.ticks, keyed by call id, so it
 reaches the worker owning the call) for every call quiet for a second or more, and the agent runs
 the pipeline's ``on_tick`` with it. Ticks are disposable: a lost tick only delays the check.
+
+A completed call's facts stay in the table for ``call_retention_ms`` (``worker_call_retention_s``),
+then an ``expire`` tick deletes them in a transaction (a changelog tombstone), so the table and its
+changelog hold only live and recently completed calls.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from processors.app import WorkerContext
 
 TICK_S = 1.0
+SCAN_S = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +59,7 @@ def register(ctx: WorkerContext) -> None:
     dead_letter = dead_letter_sender(app, topics.deadletter, "worker.calls")
 
     quiet = QuietCalls()
+    completed = CompletedCalls(ctx.call_retention_ms)
 
     outputs_ = TransactionalOutputs(app, topics, codec)
 
@@ -77,7 +83,15 @@ def register(ctx: WorkerContext) -> None:
     async def on_tick(event: Any) -> None:
         tick = json.loads(event.value)
         call_id = str(tick["call_id"])
-        if calls.get(call_id) is None:
+        state = calls.get(call_id)
+        if state is None:
+            completed.forget(call_id)
+            return
+        if tick.get("expire"):
+            if state.get("ended"):  # its retention is over: the facts leave the table and its changelog
+                await outputs_.delete(event, calls, call_id)
+                working.drop(call_id)
+            completed.forget(call_id)
             return
         pipe = pipeline(call_id, int(tick["cid"]))
         outputs = pipe.on_tick(int(tick["now_ms"]))
@@ -85,6 +99,8 @@ def register(ctx: WorkerContext) -> None:
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
         quiet.saw(call_id, int(tick["cid"]), pipe.quiet_since_ms, pipe.ended)
+        if pipe.ended:
+            completed.add(call_id, int(tick["cid"]), time.time_ns() // 1_000_000)
 
     @app.agent(source, name="calls")
     async def process_calls(stream: Any) -> None:
@@ -111,16 +127,24 @@ def register(ctx: WorkerContext) -> None:
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
             quiet.saw(call_id, int(decoded.record["cid"]), pipe.quiet_since_ms, pipe.ended)
+            if pipe.ended:
+                completed.add(call_id, int(decoded.record["cid"]), time.time_ns() // 1_000_000)
 
     async def send_ticks() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions
         await producer.start()
+        scanned = 0.0
         try:
             while True:
                 await asyncio.sleep(TICK_S)
                 now = time.time_ns() // 1_000_000
-                for call_id, cid in quiet.due(now):
-                    tick = json.dumps({"call_id": call_id, "cid": cid, "now_ms": now}).encode()
+                if now - scanned >= SCAN_S * 1000:  # completed calls this process did not see complete (a restart)
+                    completed.adopt(list(calls.data.items()), now)
+                    scanned = now
+                ticks = [(c, {"cid": cid, "now_ms": now}) for c, cid in quiet.due(now)]
+                ticks += [(c, {"cid": cid, "now_ms": now, "expire": True}) for c, cid in completed.due(now)]
+                for call_id, body in ticks:
+                    tick = json.dumps({"call_id": call_id, **body}).encode()
                     await producer.send(topics.ticks, tick, key=call_id.encode())
         finally:
             await producer.stop()
@@ -175,3 +199,36 @@ class QuietCalls:
     def due(self, now_ms: int) -> list[tuple[str, int]]:
         """Calls quiet for at least a tick interval."""
         return [(c, cid) for c, (cid, last) in self._last.items() if now_ms - last >= TICK_S * 1000]
+
+
+class CompletedCalls:
+    """Completed calls of this worker and when their facts leave the calls table (wall-clock ms).
+
+    A completed call keeps its facts for ``retention_ms``, so a late or replayed record is still known
+    as a duplicate; then a tick deletes it (a changelog tombstone), which bounds the table. A restarted
+    worker adopts the completed calls it finds in its table with a full retention from then.
+    """
+
+    def __init__(self, retention_ms: int) -> None:
+        self._retention_ms = retention_ms
+        self._expiry: dict[str, tuple[int, int]] = {}
+
+    def add(self, call_id: str, cid: int, now_ms: int) -> None:
+        """The call completed (or was seen completed) at ``now_ms``; a later sighting keeps the first expiry."""
+        self._expiry.setdefault(call_id, (cid, now_ms + self._retention_ms))
+
+    def adopt(self, table: list[tuple[str, Any]], now_ms: int) -> None:
+        """Schedule the completed calls of ``table`` (key, state) this process has not scheduled yet."""
+        for call_id, state in table:
+            if isinstance(state, dict) and state.get("ended") and call_id not in self._expiry:
+                self.add(call_id, int(state["session"].get("cid") or 0), now_ms)
+
+    def forget(self, call_id: str) -> None:
+        self._expiry.pop(call_id, None)
+
+    def due(self, now_ms: int) -> list[tuple[str, int]]:
+        """Calls whose retention is over (each is forgotten when its expiry tick is handled)."""
+        return [(c, cid) for c, (cid, at) in self._expiry.items() if now_ms >= at]
+
+    def __len__(self) -> int:
+        return len(self._expiry)

@@ -46,11 +46,17 @@ class TransactionalOutputs:
         changelog = table.changelog_topic.get_topic_name()
         await self._send(event, changelog, orjson.dumps(key), orjson.dumps(state), event.message.partition)
 
+    async def delete(self, event: Any, table: Any, key: str) -> None:
+        """Remove ``table[key]`` locally and write its changelog tombstone in the event's transaction."""
+        table.data.pop(key, None)
+        changelog = table.changelog_topic.get_topic_name()
+        await self._send(event, changelog, orjson.dumps(key), None, event.message.partition)
+
     async def emit(self, event: Any, key: str, outputs: list[tuple[str, Any]]) -> None:
         """Send (record type, record) outputs keyed by ``key``, each to its topic."""
         for name, record in outputs:
             await self._send(event, topic_for(self._topics, name), key.encode(), self._codec.encode(name, record), None)
 
-    async def _send(self, event: Any, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+    async def _send(self, event: Any, topic: str, key: bytes, value: bytes | None, partition: int | None) -> None:
         producer: Any = self._app.producer  # the driver keeps one transactional producer per input partition
         await producer.send(topic, key, value, partition, None, None, transactional_id=self.transaction(event))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from processors.agents.calls import QuietCalls, WorkingPipelines
+from processors.agents.calls import CompletedCalls, QuietCalls, WorkingPipelines
 from processors.pipeline import CallPipeline, PipelineConfig
 from processors.rulebook import Rulebook
 from processors.rules.model import DEFAULT_RULES, RuleError
@@ -116,3 +116,34 @@ def test_a_resumed_pipeline_starts_its_wall_clock_waits_again() -> None:
     again.resume(last + 60_000)  # restarted a minute later, its backlog not yet read
     assert again.last_audio_wall_ms == last + 60_000
     assert again.on_tick(last + 60_500) == []  # no no_media for audio that may still be queued
+
+
+def test_completed_calls_expire_after_their_retention_once() -> None:
+    completed = CompletedCalls(retention_ms=60_000)
+    completed.add("a", 1, now_ms=1_000)
+    completed.add("a", 1, now_ms=30_000)  # a late duplicate seen after completion does not extend it
+    completed.add("b", 2, now_ms=20_000)
+    assert completed.due(60_999) == []
+    assert completed.due(61_000) == [("a", 1)]
+    assert sorted(completed.due(80_000)) == [("a", 1), ("b", 2)]
+    completed.forget("a")
+    assert completed.due(90_000) == [("b", 2)]
+    assert len(completed) == 1
+
+
+def test_a_restarted_worker_adopts_the_completed_calls_of_its_table() -> None:
+    from tests.speech import Utterance, build
+    from tests.unit.test_pipeline import CALL, RULES, records
+
+    conv = build([Utterance("AGENT", 0.2, "Thank you for calling")], seconds=4.0)
+    pipe = CallPipeline(CALL, PipelineConfig(), RULES)
+    for name, record in records(conv, [1600]):
+        pipe.on_record(name, record)
+    live = json.loads(json.dumps(pipe.to_state()))
+    pipe.finish()
+    done = json.loads(json.dumps(pipe.to_state()))  # as the table holds them
+    completed = CompletedCalls(retention_ms=1_000)
+    completed.add("known", 3, now_ms=0)
+    completed.adopt([(CALL, done), ("live", live), ("known", done), ("gone", None)], now_ms=5_000)
+    assert completed.due(5_999) == [("known", 3)]  # "known" keeps its first expiry
+    assert sorted(completed.due(6_000)) == [(CALL, 1), ("known", 3)]
