@@ -29,7 +29,7 @@ run: setup
 demo: setup
 	$(BIN)/switchboard up --demo
 
-## bench: the full benchmark run (end to end, references, ~25 min on 2 cores) -> benchmarks/RESULTS.md
+## bench: the full benchmark run (end to end, references, ~20 min on 2 cores) -> benchmarks/RESULTS.md
 bench: setup
 	$(BIN)/python benchmarks/run.py
 

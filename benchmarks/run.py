@@ -1,7 +1,7 @@
 """One command, one report: the references and Switchboard side by side, in the same run.
 
-Run:   .venv/bin/python benchmarks/run.py            (full; ~25 min on 2 cores; `make bench`)
-       .venv/bin/python benchmarks/run.py --smoke    (a couple of minutes; CI)
+Run:   .venv/bin/python benchmarks/run.py            (full; ~20 min on 2 cores; `make bench`)
+       .venv/bin/python benchmarks/run.py --smoke    (about a minute; CI)
 Kafka: SWITCHBOARD_KAFKA_BOOTSTRAP for the reference sections (unique uuid topics, left behind), or
 unset: a local broker is started for them. The end-to-end section starts its own `switchboard up`.
 Writes benchmarks/RESULTS.md and benchmarks/results.json (or --out DIR).
