@@ -74,28 +74,14 @@ def bench_settings(prefix: str, data_dir: Path) -> Settings:
 
 
 def faust_app(settings: Settings, bootstrap: str, guarantee: str) -> faust.App:
-    """A Faust app configured as ``processors.app.create_app`` configures ours (that factory also registers
-    our agents, so its keyword arguments are repeated here; only ``processing_guarantee`` varies)."""
+    """A Faust app configured as ``processors.app.create_app`` configures ours; only ``processing_guarantee``
+    varies (that factory also registers our agents, so the app is built here from the same options)."""
     import faust
 
-    return faust.App(
-        settings.group(settings.worker_id),
-        broker=f"kafka://{bootstrap}",
-        key_serializer="raw",
-        value_serializer="raw",
-        store="memory://",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        datadir=str(settings.data_dir / "worker"),
-        web_enabled=settings.worker_web_port != 0,
-        web_port=settings.worker_web_port or 6066,
-        web_host="127.0.0.1",
-        producer_acks=-1,
-        producer_max_request_size=4 * 1024 * 1024,
-        consumer_auto_offset_reset="earliest",
-        table_cleanup_interval=60.0,
-        processing_guarantee=guarantee,
-    )
+    from processors.app import app_options
+
+    options = {**app_options(settings, bootstrap, settings.data_dir / "worker"), "processing_guarantee": guarantee}
+    return faust.App(settings.group(settings.worker_id), **options)
 
 
 # ---------------------------------------------------------------- the subprocesses

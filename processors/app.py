@@ -54,6 +54,28 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
+def app_options(settings: Settings, bootstrap: str, worker_dir: Path) -> dict[str, Any]:
+    """The worker's Faust configuration (``faust.App`` keyword arguments besides its id)."""
+    return {
+        "broker": f"kafka://{bootstrap}",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "store": "memory://",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "datadir": str(worker_dir),
+        "web_enabled": settings.worker_web_port != 0,
+        "web_port": settings.worker_web_port or 6066,  # unused when web_enabled is False
+        "web_host": "127.0.0.1",
+        "producer_acks": -1,
+        "producer_max_request_size": 4 * 1024 * 1024,
+        "consumer_auto_offset_reset": "earliest",
+        "table_cleanup_interval": 60.0,
+        "processing_guarantee": "exactly_once",
+        "broker_commit_interval": settings.worker_commit_interval_s,
+    }
+
+
 def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = None) -> WorkerContext:
     """A Faust app for ``bootstrap`` with every agent registered."""
     from processors.agents.calls import register  # agents need the app first
@@ -64,25 +86,7 @@ def create_app(settings: Settings, bootstrap: str, *, datadir: Path | None = Non
     faust_fixes.apply()
     worker_dir = datadir or settings.data_dir / "worker"
     worker_dir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    app = faust.App(
-        settings.group(settings.worker_id),
-        broker=f"kafka://{bootstrap}",
-        key_serializer="raw",
-        value_serializer="raw",
-        store="memory://",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        datadir=str(worker_dir),
-        web_enabled=settings.worker_web_port != 0,
-        web_port=settings.worker_web_port or 6066,  # unused when web_enabled is False
-        web_host="127.0.0.1",
-        producer_acks=-1,
-        producer_max_request_size=4 * 1024 * 1024,
-        consumer_auto_offset_reset="earliest",
-        table_cleanup_interval=60.0,
-        processing_guarantee="exactly_once",
-        broker_commit_interval=settings.worker_commit_interval_s,
-    )
+    app = faust.App(settings.group(settings.worker_id), **app_options(settings, bootstrap, worker_dir))
     pipeline = pipeline_config(settings)
     ctx = WorkerContext(
         app=app,
