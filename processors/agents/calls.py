@@ -80,6 +80,12 @@ def register(ctx: WorkerContext) -> None:
                 pipe.resume(time.time_ns() // 1_000_000)
         return pipe.with_rules(rules)
 
+    def watch(call_id: str, cid: int, pipe: CallPipeline) -> None:
+        """What the timer must watch after this call's latest step: its quiet, or its retention once completed."""
+        quiet.saw(call_id, cid, pipe.quiet_since_ms, pipe.ended)
+        if pipe.ended:
+            completed.add(call_id, cid, time.time_ns() // 1_000_000)
+
     async def on_tick(event: Any) -> None:
         tick = json.loads(event.value)
         call_id = str(tick["call_id"])
@@ -98,9 +104,7 @@ def register(ctx: WorkerContext) -> None:
         if outputs:
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
-        quiet.saw(call_id, int(tick["cid"]), pipe.quiet_since_ms, pipe.ended)
-        if pipe.ended:
-            completed.add(call_id, int(tick["cid"]), time.time_ns() // 1_000_000)
+        watch(call_id, int(tick["cid"]), pipe)
 
     @app.agent(source, name="calls")
     async def process_calls(stream: Any) -> None:
@@ -126,9 +130,7 @@ def register(ctx: WorkerContext) -> None:
                 continue
             await persist(event, call_id, pipe.to_state(), outputs)
             working.keep(call_id, pipe)
-            quiet.saw(call_id, int(decoded.record["cid"]), pipe.quiet_since_ms, pipe.ended)
-            if pipe.ended:
-                completed.add(call_id, int(decoded.record["cid"]), time.time_ns() // 1_000_000)
+            watch(call_id, int(decoded.record["cid"]), pipe)
 
     async def send_ticks() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions

@@ -59,9 +59,9 @@ def register(ctx: WorkerContext) -> None:
         # Nothing is sent until the file is analysed: a send opens the partition's transaction, and one
         # held open across a long analysis outlives the producer's transaction timeout (60 s) and gets
         # the worker fenced. PROCESSING keeps its start time and commits with the outcome.
-        processing = (JOB_TRANSITION, transition(job, Status.PROCESSING, time.time_ns() // 1_000_000))
-        job = job.step(Status.PROCESSING)
         now = time.time_ns() // 1_000_000
+        processing = (JOB_TRANSITION, transition(job, Status.PROCESSING, now))
+        job = job.step(Status.PROCESSING)
         try:
             decoded = await asyncio.to_thread(decode_file, blob_path(job.metadata.get("uri", "")))
             rules = ctx.rulebook.for_tenant(job.cid)
