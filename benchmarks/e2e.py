@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from e2e_analysis import Arrivals, LagSeries, ProfileRow, Seen, judge, latencies, percentiles, profile_rows
+from procs import cmdline, descendants, usage
 from pydantic import SecretStr
 
 from infra.broker import free_port
@@ -54,7 +55,6 @@ from schemas import ALERT, AUDIO_CHUNK, SPEECH_SEGMENT, AvroCodec
 KEY = "bench-key-1"
 DOMAIN = "bench.switchboard.local"
 MAX_LAG_S = 5.0
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -110,39 +110,15 @@ def stack(workdir: Path) -> Iterator[Stack]:
 
 def processes_of(root: int) -> dict[str, int]:
     """The tree's processes by role: up, broker, gateway, worker, projector."""
-    parents, cmdlines = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    found, frontier = {root}, {root}
-    while frontier:
-        frontier = {c for c, p in parents.items() if p in frontier} - found
-        found |= frontier
     roles = {"up": root}
-    for pid in found - {root}:
-        cmd = cmdlines.get(pid, "")
+    for pid in descendants(root):
+        cmd = cmdline(pid)
         role = "broker" if "kafka.Kafka" in cmd else next(
             (r for r in ("gateway", "worker", "projector") if cmd.rstrip().endswith(f"infra.cli {r}")), None
         )  # fmt: skip
         if role:
             roles[role] = pid
     return roles
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime + stime
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Sampler:
@@ -156,7 +132,7 @@ class Sampler:
         self.rss: dict[str, float] = {}
         self.began = time.monotonic()
         self.pids = {**s.pids, "load generator": os.getpid()}  # the simulator and this sampler share the machine
-        self.cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.cpu0 = {name: usage(pid).cpu_s for name, pid in self.pids.items()}
         self.ends0 = 0
 
     async def run(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> None:
@@ -172,11 +148,11 @@ class Sampler:
             self.ends = sum(ends.values())
             for name, pid in self.pids.items():
                 with contextlib.suppress(OSError):
-                    self.rss[name] = max(self.rss.get(name, 0.0), rss_mb(pid))
+                    self.rss[name] = max(self.rss.get(name, 0.0), usage(pid).rss_mb)
             await asyncio.sleep(1.0)
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self.cpu0[name] for name, pid in self.pids.items()}
+        return {name: usage(pid).cpu_s - self.cpu0[name] for name, pid in self.pids.items()}
 
 
 class Tap:

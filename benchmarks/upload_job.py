@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
+from procs import usage
 
 from infra.broker import free_port
 from infra.settings import Settings
@@ -125,24 +126,6 @@ def write_wav(path: Path, conv: Conversation) -> int:
 
 
 # ---------------------------------------------------------------- processes
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A process's CPU seconds (user + system) and resident memory (MB) now and at its peak."""
-
-    cpu_s: float
-    rss_mb: float
-    peak_rss_mb: float
-
-
-def usage(pid: int) -> Usage:
-    """Read from /proc/<pid>/stat (utime + stime, clock ticks) and /proc/<pid>/status (VmRSS, VmHWM, kB)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    kb = {name: int(status[name].split()[0]) for name in ("VmRSS", "VmHWM")}
-    return Usage(ticks / os.sysconf("SC_CLK_TCK"), kb["VmRSS"] / 1024, kb["VmHWM"] / 1024)
 
 
 class Child:

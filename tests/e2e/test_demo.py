@@ -7,52 +7,21 @@ default rules each call must raise exactly the kinds ``overtalk`` and ``dead_air
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from infra.broker import free_port
-from tests.conftest import JARS_DIR, alive
-from tests.e2e import test_up as up_helpers
+from benchmarks.procs import descendants
+from tests.conftest import alive
+from tests.e2e.up import start_up
 
 PLANNED = {"dead_air", "overtalk"}
 CALL_LINE = re.compile(r"^demo: call (\S+): planned ([^;]+); raised (.+)$")
 ALERT_LINE = re.compile(r"^ALERT (RAISED|CLEARED) +(\S+) +call (\S+) media ")
-
-
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, int]:
-    api_port, gateway_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-    env.update(
-        SWITCHBOARD_DATA_DIR=str(tmp_path / "data"),
-        SWITCHBOARD_KAFKA_JARS_DIR=str(JARS_DIR),
-        SWITCHBOARD_API_PORT=str(api_port),
-        SWITCHBOARD_GATEWAY_PORT=str(gateway_port),
-        SWITCHBOARD_WORKER_WEB_PORT="0",
-        SWITCHBOARD_KAFKA_HEAP="256m",
-    )
-    log = tmp_path / "up.log"
-    argv = [sys.executable, "-m", "infra.cli", "up", "--demo", "--demo-calls", "2", "--demo-seconds", "30"]
-    with log.open("wb") as out:
-        up = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return up, log, api_port
-
-
-def _wait_for(up: subprocess.Popen[bytes], log: Path, marker: str, timeout_s: float) -> list[str]:
-    deadline = time.monotonic() + timeout_s
-    while marker not in log.read_text():
-        assert up.poll() is None, f"switchboard up exited early:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"no {marker!r} within {timeout_s:.0f}s:\n{log.read_text()}"
-        time.sleep(0.5)
-    return log.read_text().splitlines()
 
 
 def _check_output(lines: list[str]) -> list[str]:
@@ -121,11 +90,12 @@ def _check_queries(lines: list[str], calls: list[str], api_port: int) -> None:
 
 
 def test_demo_plays_calls_prints_live_alerts_and_working_queries(tmp_path: Path) -> None:
-    up, log, api_port = _start(tmp_path)
+    running = start_up(tmp_path, "--demo", "--demo-calls", "2", "--demo-seconds", "30")
+    up, log, api_port = running.process, running.log, running.api_port
     started: set[int] = set()
     try:
-        lines = _wait_for(up, log, "demo: done.", timeout_s=180)
-        started = up_helpers._children_of(up.pid)
+        lines = running.wait_for("demo: done.", timeout_s=180)
+        started = descendants(up.pid)
         assert len(started) >= 4, f"expected broker, gateway, worker, projector; got {started}"
         calls = _check_output(lines)
         _check_queries(lines, calls, api_port)
