@@ -17,6 +17,7 @@ from processors.audio.segmenter import SegmenterParams
 from processors.audio.vad import SileroModel, VadConfig, shared_silero_model
 from processors.pipeline import PipelineConfig
 from processors.rulebook import Rulebook
+from processors.scheduling import OldestFirst
 from processors.tracks import MediaConfig
 from schemas import AvroCodec
 
@@ -73,6 +74,7 @@ def app_options(settings: Settings, bootstrap: str, worker_dir: Path) -> dict[st
         "table_cleanup_interval": 60.0,
         "processing_guarantee": "exactly_once",
         "broker_commit_interval": settings.worker_commit_interval_s,
+        "ConsumerScheduler": OldestFirst,
     }
 
 

@@ -1,5 +1,8 @@
 """The call agent: one stream over calls.events and calls.audio (co-partitioned by call id).
 
+The two topics reach it merged oldest record first within each fetched batch
+(``processors.scheduling.OldestFirst``), so a backlog replays in the order the gateway sent it.
+
 Per record: decode, rebuild the call's pipeline from the changelog-backed table, let it process
 the record, assign the new state back (by assignment, so the changelog gets it), and send the
 outputs keyed by call id: alerts to calls.alerts, everything else to calls.speech. Records that
