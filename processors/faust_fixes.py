@@ -19,6 +19,18 @@ partition (seen as a call missing 4-8 s of audio and its hold events, by
 tests/integration/test_worker_alerts.py). The fix defers resuming the stream partitions until flow
 control has resumed, so nothing is delivered before the queues are cleared; the seek itself runs
 with the partitions still paused, and the first fetch starts at the committed offsets.
+
+3. A rebalance hung when one topic feeds two agents. calls.events goes to the call agent and to the
+command dispatcher, so each of its records is delivered twice and counts as processed once both
+have acknowledged it. When partitions are revoked, Faust empties the agents' queues and then waits
+until every record it handed out is acknowledged; a record that one agent had taken and the other
+still had queued is never acknowledged by the second, so the wait never ends, the worker misses the
+rebalance and is thrown out of the group a session timeout later (found by
+tests/integration/test_worker_scale_out.py: the first worker hung as the second joined). Now a
+delivery thrown away with a queue counts as *abandoned*: the record is no longer waited for, and
+its offset is not committed (not even when the other agent acknowledges it later), so the
+partition's next owner reads it again and both agents see it; the one that had processed it
+recognises it as a duplicate.
 """
 
 from __future__ import annotations
@@ -28,6 +40,8 @@ from typing import Any
 
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ConsumerMessage
+from mode.utils.queues import ThrowableQueue
 
 _APPLIED = False
 
@@ -66,10 +80,53 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         resume_partitions_now()  # Faust returned early (a new rebalance): leave nothing paused by us
 
 
+_faust_clear_queue = ThrowableQueue.clear
+_faust_on_final_ack = ConsumerMessage.on_final_ack
+# deliveries cut short of records another agent still holds: (tp, offset, consumer generation)
+_abandoned: set[tuple[Any, int, int | None]] = set()
+
+
+def _delivery(message: Any) -> tuple[Any, int, int | None]:
+    return (message.tp, message.offset, message.generation_id)
+
+
+def abandon(consumer: Any, message: Any) -> None:
+    """One delivery of ``message`` was thrown away unprocessed: never commit its offset, never wait for it."""
+    if message.acked:
+        return
+    if message.decref():  # another agent still holds it: its acknowledgement must not commit the offset
+        _abandoned.add(_delivery(message))
+        return
+    _abandoned.discard(_delivery(message))
+    message.acked = True  # a late acknowledgement is a no-op
+    consumer._unacked_messages.discard(message)
+
+
+def _clear_queue(self: Any) -> None:
+    thrown_away = list(self._queue)
+    _faust_clear_queue(self)
+    for item in thrown_away:
+        message, app = getattr(item, "message", None), getattr(item, "app", None)
+        if isinstance(message, ConsumerMessage) and app is not None:
+            abandon(app.consumer, message)
+
+
+def _on_final_ack(self: Any, consumer: Any) -> bool:
+    if _delivery(self) in _abandoned:
+        _abandoned.discard(_delivery(self))
+        self.acked = True
+        consumer._unacked_messages.discard(self)
+        return False
+    acked: bool = _faust_on_final_ack(self, consumer)
+    return acked
+
+
 def apply() -> None:
     """Install the workarounds (idempotent)."""
     global _APPLIED
     if not _APPLIED:
         faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters_from_the_broker  # type: ignore[method-assign]
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+        ThrowableQueue.clear = _clear_queue  # type: ignore[method-assign]
+        ConsumerMessage.on_final_ack = _on_final_ack  # type: ignore[method-assign]
         _APPLIED = True

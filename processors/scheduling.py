@@ -7,6 +7,13 @@ record, whereas live it sat between the records it was sent between. This strate
 by record timestamp (the gateway's send time), the order the gateway produced them in, so a
 backlog replays in the order it happened live. Each partition's own order is kept whatever its
 timestamps say: only the heads of the lists are compared.
+
+The merge covers one fetched batch. Two partitions fetched in different batches (their leaders are
+different brokers, or one partition's fetch started later, as after a rebalance) keep fetch order,
+so an event can still reach the call agent after audio that was sent after it; the pipeline then
+applies a hold from the audio position already reached and counts the difference in the call's
+``late_hold_ms``. Holding back a partition until its co-partition has caught up (Kafka Streams'
+``max.task.idle.ms``) would close that gap; Faust offers no such hook.
 """
 
 from __future__ import annotations

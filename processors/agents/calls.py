@@ -20,6 +20,10 @@ the pipeline's ``on_tick`` with it. Ticks are disposable: a lost tick only delay
 A completed call's facts stay in the table for ``call_retention_ms`` (``worker_call_retention_s``),
 then an ``expire`` tick deletes them in a transaction (a changelog tombstone), so the table and its
 changelog hold only live and recently completed calls.
+
+After every rebalance (and every ``SCAN_S``) the timer matches its lists to the table: calls it took
+over are watched from then, so one that had ended on the previous owner still completes here, and
+calls it gave away are no longer ticked.
 """
 
 from __future__ import annotations
@@ -138,14 +142,18 @@ def register(ctx: WorkerContext) -> None:
     async def send_ticks() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap)  # plain: ticks are outside transactions
         await producer.start()
-        scanned = 0.0
+        scanned, scanned_generation = 0.0, None
         try:
             while True:
                 await asyncio.sleep(TICK_S)
                 now = time.time_ns() // 1_000_000
-                if now - scanned >= SCAN_S * 1000:  # completed calls this process did not see complete (a restart)
-                    completed.adopt(list(calls.data.items()), now)
-                    scanned = now
+                generation = app.consumer_generation_id
+                rebalanced = generation != scanned_generation and not app.rebalancing
+                if rebalanced or now - scanned >= SCAN_S * 1000:  # calls taken over or given away
+                    owned = list(calls.data.items())
+                    completed.adopt(owned, now)
+                    quiet.adopt(owned, now)
+                    scanned, scanned_generation = now, generation
                 ticks = [(c, {"cid": cid, "now_ms": now}) for c, cid in quiet.due(now)]
                 ticks += [(c, {"cid": cid, "now_ms": now, "expire": True}) for c, cid in completed.due(now)]
                 for call_id, body in ticks:
@@ -205,6 +213,20 @@ class QuietCalls:
         """Calls quiet for at least a tick interval."""
         return [(c, cid) for c, (cid, last) in self._last.items() if now_ms - last >= TICK_S * 1000]
 
+    def adopt(self, table: list[tuple[str, Any]], now_ms: int) -> None:
+        """Match the calls table (key, state) this process owns now: watch its live calls from ``now_ms``, the
+        ones it has not seen a record of (it took them over in a rebalance or a restart; an ended call still
+        waiting for its grace period would otherwise never complete), and stop watching calls it gave away."""
+        owned = dict(table)
+        for call_id in [c for c in self._last if c not in owned]:
+            del self._last[call_id]
+        for call_id, state in owned.items():
+            if isinstance(state, dict) and not state.get("ended") and call_id not in self._last:
+                self._last[call_id] = (int((state.get("session") or {}).get("cid") or 0), now_ms)
+
+    def __contains__(self, call_id: str) -> bool:
+        return call_id in self._last
+
 
 class CompletedCalls:
     """Completed calls of this worker and when their facts leave the calls table (wall-clock ms).
@@ -223,8 +245,12 @@ class CompletedCalls:
         self._expiry.setdefault(call_id, (cid, now_ms + self._retention_ms))
 
     def adopt(self, table: list[tuple[str, Any]], now_ms: int) -> None:
-        """Schedule the completed calls of ``table`` (key, state) this process has not scheduled yet."""
-        for call_id, state in table:
+        """Schedule the completed calls of ``table`` (key, state) this process has not scheduled yet, and
+        forget the ones no longer in it (their partition went to another worker)."""
+        owned = dict(table)
+        for call_id in [c for c in self._expiry if c not in owned]:
+            del self._expiry[call_id]
+        for call_id, state in owned.items():
             if isinstance(state, dict) and state.get("ended") and call_id not in self._expiry:
                 self.add(call_id, int(state["session"].get("cid") or 0), now_ms)
 

@@ -12,6 +12,7 @@ from processors.pipeline import CallPipeline, PipelineConfig
 from processors.rulebook import Rulebook
 from processors.rules.model import DEFAULT_RULES, RuleError
 from processors.tracks import MediaConfig, RoleTrack
+from schemas import CALL_METRICS
 from tests.speech import RATE, say
 
 
@@ -147,3 +148,31 @@ def test_a_restarted_worker_adopts_the_completed_calls_of_its_table() -> None:
     completed.adopt([(CALL, done), ("live", live), ("known", done), ("gone", None)], now_ms=5_000)
     assert completed.due(5_999) == [("known", 3)]  # "known" keeps its first expiry
     assert sorted(completed.due(6_000)) == [(CALL, 1), ("known", 3)]
+
+
+def test_a_worker_that_takes_over_an_ending_call_ticks_it_to_completion_and_drops_calls_it_gave_away() -> None:
+    from tests.speech import Utterance, build
+    from tests.unit.test_pipeline import CALL, RULES, records
+
+    conv = build([Utterance("AGENT", 0.2, "Thank you for calling")], seconds=4.0)
+    pipe = CallPipeline(CALL, PipelineConfig(), RULES)
+    for name, record in records(conv, [1600]):
+        pipe.on_record(name, record)
+    ending = json.loads(json.dumps(pipe.to_state()))  # its CallEnded is in, the grace period not over
+    assert ending["ending"] is not None and not ending["ended"]
+    pipe.finish()
+    done = json.loads(json.dumps(pipe.to_state()))
+
+    quiet = QuietCalls()
+    quiet.saw("given-away", 4, last_audio_ms=1_000, ended=False)
+    quiet.saw("still-mine", 5, last_audio_ms=1_000, ended=False)
+    table = [(CALL, ending), ("done", done), ("still-mine", ending)]
+    quiet.adopt(table, now_ms=50_000)
+    assert "given-away" not in quiet and "done" not in quiet
+    assert sorted(quiet.due(51_000)) == [(CALL, 1), ("still-mine", 5)]  # its own watch is kept, not restarted
+
+    taken_over = CallPipeline(CALL, PipelineConfig(), RULES, state=ending)
+    taken_over.resume(50_000)
+    assert taken_over.on_tick(51_000) == []  # the grace period runs from the takeover
+    outputs = taken_over.on_tick(10**13)
+    assert any(name == CALL_METRICS and record["final"] for name, record in outputs)
