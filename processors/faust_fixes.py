@@ -31,6 +31,16 @@ delivery thrown away with a queue counts as *abandoned*: the record is no longer
 its offset is not committed (not even when the other agent acknowledges it later), so the
 partition's next owner reads it again and both agents see it; the one that had processed it
 recognises it as a duplicate.
+
+4. Transactions left open over a rebalance. When partitions are revoked Faust commits, in each
+partition's transaction, the offsets acknowledged so far, and only the transactions that have such
+offsets; a transaction holding the state and outputs of a record whose offset is not committed (an
+abandoned one, above) stays open. On a partition the worker keeps, the table is then recovered
+from the changelog without those writes, the record is read again, and its outputs are written a
+second time into the same transaction, which commits both (found by
+tests/integration/test_worker_scale_out.py: alerts raised twice on the first worker's partitions).
+Every transaction still open once Faust has committed is now committed too, without offsets: the
+state moves ahead of the offset, and the record read again is recognised as a duplicate.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
 from mode.utils.queues import ThrowableQueue
@@ -121,6 +132,21 @@ def _on_final_ack(self: Any, consumer: Any) -> bool:
     return acked
 
 
+_faust_commit_and_end_transactions = Consumer.commit_and_end_transactions
+
+
+async def _commit_and_end_every_transaction(self: Any) -> None:
+    """Faust's final commit (partitions revoked, worker stopping), then commit what it left open."""
+    await _faust_commit_and_end_transactions(self)
+    if not self.app.in_transaction:
+        return
+    producer = self.app.producer
+    for transactional_id, transactions in list(producer._transaction_producers.items()):
+        async with producer._trn_locks[transactional_id]:
+            if transactions._txn_manager is not None and transactions._txn_manager.is_in_transaction():
+                await transactions.commit_transaction()
+
+
 def apply() -> None:
     """Install the workarounds (idempotent)."""
     global _APPLIED
@@ -129,4 +155,5 @@ def apply() -> None:
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
         ThrowableQueue.clear = _clear_queue  # type: ignore[method-assign]
         ConsumerMessage.on_final_ack = _on_final_ack  # type: ignore[method-assign]
+        Consumer.commit_and_end_transactions = _commit_and_end_every_transaction  # type: ignore[method-assign]
         _APPLIED = True

@@ -110,7 +110,9 @@ def register(ctx: WorkerContext) -> None:
         outputs = pipe.on_tick(int(tick["now_ms"]))
         if outputs:
             await persist(event, call_id, pipe.to_state(), outputs)
-            working.keep(call_id, pipe)
+        # kept even without outputs: a pipeline rebuilt from the table restarts its wall-clock waits (resume), so
+        # rebuilding it at every tick would push a taken-over call's end grace period back forever
+        working.keep(call_id, pipe)
         watch(call_id, int(tick["cid"]), pipe)
 
     @app.agent(source, name="calls")
