@@ -493,7 +493,7 @@ class CallPipeline:
             last_audio_wall_ms=state["last_audio_wall_ms"],
             records=int(state["records"]),
             job_status=state["job_status"],
-            ending=state["ending"],
+            ending=_restored_event(state["ending"]),
             ending_seen_ms=state["ending_seen_ms"],
             speech_segments=int(state["speech_segments"]),
             raised=list(state["raised"]),
@@ -587,6 +587,14 @@ def _jsonable(event: Mapping[str, Any]) -> Record:
         "received_at": epoch_ms(event["received_at"]),
         "payload": (f"io.switchboard.calls.{kind}", dict(payload)),
     }
+
+
+def _restored_event(saved: Mapping[str, Any] | None) -> Record | None:
+    """A ``_jsonable`` event back from the table's JSON, where its (type, record) payload became a list."""
+    if saved is None:
+        return None
+    kind, payload = saved["payload"]
+    return {**saved, "payload": (str(kind), dict(payload))}
 
 
 def _open(since: int | None) -> tuple[rules.Run, ...]:

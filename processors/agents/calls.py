@@ -120,7 +120,11 @@ def register(ctx: WorkerContext) -> None:
         await ctx.rules_loaded.wait()
         async for event in stream.events():
             if event.message.topic == topics.ticks:
-                await on_tick(event)
+                try:
+                    await on_tick(event)
+                except Exception:  # ticks are disposable: a bug met on one must not crash-loop the agent
+                    log.exception("tick %s failed; skipped", event.value)
+                    working.drop(event.key.decode(errors="replace") if event.key else "")
                 continue
             call_id = event.key.decode(errors="replace") if event.key else ""
             try:

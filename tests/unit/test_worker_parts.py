@@ -176,3 +176,5 @@ def test_a_worker_that_takes_over_an_ending_call_ticks_it_to_completion_and_drop
     assert taken_over.on_tick(51_000) == []  # the grace period runs from the takeover
     outputs = taken_over.on_tick(10**13)
     assert any(name == CALL_METRICS and record["final"] for name, record in outputs)
+    saved = json.loads(json.dumps(taken_over.to_state()))  # what the agent persists with those outputs
+    assert saved["ended"] and saved["ending"] == ending["ending"]
