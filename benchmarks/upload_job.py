@@ -185,18 +185,11 @@ async def wait_healthy(url: str, gateway: Child, timeout_s: float = 60) -> None:
 
 def child_env(settings: Settings, gateway_port: int) -> dict[str, str]:
     """The environment of the gateway and worker subprocesses: this run's topics, data, key and limits."""
-    env = dict(os.environ)
-    env.update(
-        SWITCHBOARD_DATA_DIR=str(settings.data_dir),
-        SWITCHBOARD_KAFKA_BOOTSTRAP=str(settings.kafka_bootstrap),
-        SWITCHBOARD_TOPIC_PREFIX=settings.topic_prefix,
-        SWITCHBOARD_TOPIC_PARTITIONS=str(settings.topic_partitions),
-        SWITCHBOARD_WORKER_WEB_PORT="0",
+    return settings.child_env(
         SWITCHBOARD_GATEWAY_PORT=str(gateway_port),
         SWITCHBOARD_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
         SWITCHBOARD_API_KEYS=json.dumps({str(CID): KEY}),
     )
-    return env
 
 
 # ---------------------------------------------------------------- the job

@@ -5,6 +5,7 @@ Every field documents its default. Nothing here connects to anything.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -235,3 +236,17 @@ class Settings(BaseSettings):
     def group(self, name: str) -> str:
         """Consumer group / app id with the topic prefix applied."""
         return f"{self.topic_prefix}{name}"
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a child ``switchboard`` process that shares these settings' data directory,
+        broker and topics (its worker web server off), plus ``extra`` SWITCHBOARD_* variables."""
+        env = dict(os.environ)
+        env.update(
+            SWITCHBOARD_DATA_DIR=str(self.data_dir),
+            SWITCHBOARD_KAFKA_BOOTSTRAP=str(self.kafka_bootstrap),
+            SWITCHBOARD_TOPIC_PREFIX=self.topic_prefix,
+            SWITCHBOARD_TOPIC_PARTITIONS=str(self.topic_partitions),
+            SWITCHBOARD_WORKER_WEB_PORT="0",
+        )
+        env.update(extra)
+        return env

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -30,15 +29,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         self.runs += 1
-        env = dict(os.environ)
-        env.update(
-            SWITCHBOARD_DATA_DIR=str(self.settings.data_dir),
-            SWITCHBOARD_KAFKA_BOOTSTRAP=str(self.settings.kafka_bootstrap),
-            SWITCHBOARD_TOPIC_PREFIX=self.settings.topic_prefix,
-            SWITCHBOARD_TOPIC_PARTITIONS=str(self.settings.topic_partitions),
-            SWITCHBOARD_WORKER_WEB_PORT="0",
-        )
-        env.update(self.extra_env)
+        env = self.settings.child_env(**self.extra_env)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "infra.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT

@@ -8,7 +8,6 @@ segments into embedded ClickHouse and serves the read API, which returns them ov
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -33,19 +32,12 @@ SECONDS = [1000.0, 16000.0]
 
 
 def _env(settings: Settings, api_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        SWITCHBOARD_DATA_DIR=str(settings.data_dir),
-        SWITCHBOARD_KAFKA_BOOTSTRAP=str(settings.kafka_bootstrap),
-        SWITCHBOARD_TOPIC_PREFIX=settings.topic_prefix,
-        SWITCHBOARD_TOPIC_PARTITIONS=str(settings.topic_partitions),
-        SWITCHBOARD_WORKER_WEB_PORT="0",
+    return settings.child_env(
         SWITCHBOARD_API_PORT=str(api_port),
         SWITCHBOARD_PROJECTOR_FLUSH_MS="100",
         SWITCHBOARD_CLICKHOUSE_DATABASE=settings.clickhouse_database,
         SWITCHBOARD_API_KEYS='{"1": "key-tenant-1", "2": "key-tenant-2"}',
     )
-    return env
 
 
 class Processes:

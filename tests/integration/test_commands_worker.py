@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -41,15 +40,8 @@ class Worker:
     """`switchboard worker` as a subprocess with its log."""
 
     def __init__(self, settings: Settings, key_path: Path, mediaservice_url: str, log: Path) -> None:
-        env = dict(os.environ)
-        env.update(
-            SWITCHBOARD_DATA_DIR=str(settings.data_dir),
-            SWITCHBOARD_KAFKA_BOOTSTRAP=str(settings.kafka_bootstrap),
-            SWITCHBOARD_TOPIC_PREFIX=settings.topic_prefix,
-            SWITCHBOARD_TOPIC_PARTITIONS=str(settings.topic_partitions),
-            SWITCHBOARD_WORKER_WEB_PORT="0",
-            SWITCHBOARD_MEDIASERVICE_URL=mediaservice_url,
-            SWITCHBOARD_MEDIASERVICE_PRIVATE_KEY=str(key_path),
+        env = settings.child_env(
+            SWITCHBOARD_MEDIASERVICE_URL=mediaservice_url, SWITCHBOARD_MEDIASERVICE_PRIVATE_KEY=str(key_path)
         )
         self.log = log
         settings.data_dir.mkdir(parents=True, exist_ok=True)
