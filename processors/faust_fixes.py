@@ -108,6 +108,11 @@ def abandon(consumer: Any, message: Any) -> None:
     if message.decref():  # another agent still holds it: its acknowledgement must not commit the offset
         _abandoned.add(_delivery(message))
         return
+    _let_go(consumer, message)
+
+
+def _let_go(consumer: Any, message: Any) -> None:
+    """Stop waiting for ``message`` without acknowledging it: its offset stays uncommitted."""
     _abandoned.discard(_delivery(message))
     message.acked = True  # a late acknowledgement is a no-op
     consumer._unacked_messages.discard(message)
@@ -124,9 +129,7 @@ def _clear_queue(self: Any) -> None:
 
 def _on_final_ack(self: Any, consumer: Any) -> bool:
     if _delivery(self) in _abandoned:
-        _abandoned.discard(_delivery(self))
-        self.acked = True
-        consumer._unacked_messages.discard(self)
+        _let_go(consumer, self)
         return False
     acked: bool = _faust_on_final_ack(self, consumer)
     return acked

@@ -33,6 +33,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -224,8 +225,7 @@ class QuietCalls:
         ones it has not seen a record of (it took them over in a rebalance or a restart; an ended call still
         waiting for its grace period would otherwise never complete), and stop watching calls it gave away."""
         owned = dict(table)
-        for call_id in [c for c in self._last if c not in owned]:
-            del self._last[call_id]
+        _keep_only(self._last, owned)
         for call_id, state in owned.items():
             if isinstance(state, dict) and not state.get("ended") and call_id not in self._last:
                 self._last[call_id] = (int((state.get("session") or {}).get("cid") or 0), now_ms)
@@ -254,8 +254,7 @@ class CompletedCalls:
         """Schedule the completed calls of ``table`` (key, state) this process has not scheduled yet, and
         forget the ones no longer in it (their partition went to another worker)."""
         owned = dict(table)
-        for call_id in [c for c in self._expiry if c not in owned]:
-            del self._expiry[call_id]
+        _keep_only(self._expiry, owned)
         for call_id, state in owned.items():
             if isinstance(state, dict) and state.get("ended") and call_id not in self._expiry:
                 self.add(call_id, int(state["session"].get("cid") or 0), now_ms)
@@ -269,3 +268,9 @@ class CompletedCalls:
 
     def __len__(self) -> int:
         return len(self._expiry)
+
+
+def _keep_only(calls: dict[str, Any], owned: Mapping[str, Any]) -> None:
+    """Drop the calls this process no longer owns (their partition went to another worker)."""
+    for call_id in [c for c in calls if c not in owned]:
+        del calls[call_id]
